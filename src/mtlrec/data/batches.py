@@ -1,0 +1,63 @@
+"""Encoded data as contiguous tensors; a batch is a slice of a (shuffled) index, never a per-row
+Dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TensorBatch:
+    """Model input and targets for B rows. Tasks are named.
+
+    cat:    [B, F] int64, per-field ids (0 = unseen or missing)
+    seq:    [B, S, L] int64, per-field ids (0 = padding or unseen)
+    dense:  [B, D] float32
+    labels: {task: [B] float32 (binary, regression) | [B] int64 (multiclass) | [B, K] float32 (multilabel)}
+    masks:  {task: [B] bool}, the task's sample space
+    """
+
+    cat: Tensor
+    seq: Tensor
+    dense: Tensor
+    labels: dict[str, Tensor]
+    masks: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return self.cat.shape[0]
+
+
+@dataclass
+class EncodedData(TensorBatch):
+    """All rows of one split, plus what evaluation needs beside the tensors.
+
+    groups: [N] int64 group ids for grouped metrics (GAUC), or None.
+    """
+
+    groups: np.ndarray | None = None
+
+    def take(self, index: Tensor | slice) -> TensorBatch:
+        return TensorBatch(
+            cat=self.cat[index],
+            seq=self.seq[index],
+            dense=self.dense[index],
+            labels={t: y[index] for t, y in self.labels.items()},
+            masks={t: m[index] for t, m in self.masks.items()},
+        )
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[TensorBatch]:
+        n = len(self)
+        if not shuffle:
+            for start in range(0, n, batch_size):
+                yield self.take(slice(start, start + batch_size))
+            return
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            yield self.take(order[start : start + batch_size])

@@ -1,0 +1,192 @@
+"""Frozen descriptions of the input columns (features), the prediction targets (tasks) and the
+encoded input layout. Validated with plain Python; pydantic validates them from YAML through
+``__pydantic_config__`` without this module importing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FeatureKind = Literal["categorical", "numeric", "sequence"]
+TaskKind = Literal["binary", "regression", "multiclass", "multilabel"]
+
+DEFAULT_LOSS: dict[str, str] = {
+    "binary": "bce",
+    "regression": "mse",
+    "multiclass": "cross_entropy",
+    "multilabel": "bce",
+}
+LOSSES: dict[str, tuple[str, ...]] = {
+    "binary": ("bce",),
+    "regression": ("mse", "huber"),
+    "multiclass": ("cross_entropy",),
+    "multilabel": ("bce",),
+}
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "gauc", "logloss", "calibration", "accuracy", "precision", "recall", "f1"),
+    "regression": ("mse", "rmse", "mae"),
+    "multiclass": ("accuracy", "macro_f1", "logloss"),
+    "multilabel": ("micro_auc", "macro_auc", "micro_f1", "macro_f1"),
+}
+_FORBID = {"extra": "forbid"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One input column.
+
+    categorical: a vocabulary built on the train split (values seen at least ``min_count`` times,
+      at most ``max_size`` most frequent); index 0 is shared by unseen and missing values.
+    numeric: NaN -> ``fill`` (default: the train mean) plus a missing-indicator column when the train
+      split had missing values (or when ``missing_indicator`` is true); then ``transform``.
+    sequence: a multi-valued categorical (a list column, or text split on ``separator``), truncated
+      to its first ``max_len`` values, pooled by mean.
+    """
+
+    __pydantic_config__ = _FORBID
+    name: str
+    kind: FeatureKind
+    column: str | None = None
+    min_count: int = 1
+    max_size: int | None = None
+    transform: Literal["standardize", "log1p", "minmax", "none"] = "standardize"
+    fill: float | None = None
+    missing_indicator: bool | None = None
+    separator: str = "|"
+    max_len: int = 20
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ValueError(f"feature '{self.name}': min_count must be >= 1, got {self.min_count}")
+        if self.max_size is not None and self.max_size < 1:
+            raise ValueError(f"feature '{self.name}': max_size must be >= 1, got {self.max_size}")
+        if self.max_len < 1:
+            raise ValueError(f"feature '{self.name}': max_len must be >= 1, got {self.max_len}")
+
+    @property
+    def source(self) -> str:
+        return self.column or self.name
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One prediction target.
+
+    ``where`` names a binary label column (usually another task's): the task's loss and metrics only
+    see rows where that label is 1 (e.g. purchase ``where: click`` is the post-click conversion rate).
+    ``weight`` is the task's fixed loss weight (lambda). Regression labels may be trained on
+    ``log1p`` scale; predictions are returned on the original scale.
+    """
+
+    __pydantic_config__ = _FORBID
+    name: str
+    kind: TaskKind
+    label: str | None = None
+    n_classes: int | None = None
+    loss: str | None = None
+    metrics: tuple[str, ...] = ()
+    where: str | None = None
+    weight: float = 1.0
+    transform: Literal["none", "log1p"] = "none"
+    separator: str = "|"
+
+    def __post_init__(self) -> None:
+        multi = self.kind in ("multiclass", "multilabel")
+        if multi and (self.n_classes is None or self.n_classes < 2):
+            raise ValueError(f"task '{self.name}': a {self.kind} task needs n_classes >= 2")
+        if not multi and self.n_classes is not None:
+            raise ValueError(f"task '{self.name}': n_classes is only for multiclass/multilabel tasks")
+        if self.loss is not None and self.loss not in LOSSES[self.kind]:
+            raise ValueError(
+                f"task '{self.name}': loss '{self.loss}' does not fit a {self.kind} task; "
+                f"expected one of {', '.join(LOSSES[self.kind])}"
+            )
+        unknown = [m for m in self.metrics if m not in DEFAULT_METRICS[self.kind]]
+        if unknown:
+            raise ValueError(
+                f"task '{self.name}': unknown {self.kind} metric(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(DEFAULT_METRICS[self.kind])}"
+            )
+        if self.transform != "none" and self.kind != "regression":
+            raise ValueError(f"task '{self.name}': transform is only for regression tasks")
+        if self.weight < 0:
+            raise ValueError(f"task '{self.name}': weight must be >= 0, got {self.weight}")
+
+    @property
+    def source(self) -> str:
+        return self.label or self.name
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_classes if self.n_classes is not None else 1
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or DEFAULT_LOSS[self.kind]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.metrics or DEFAULT_METRICS[self.kind]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Features and tasks of one experiment; ``group`` is the column GAUC groups by (e.g. user)."""
+
+    __pydantic_config__ = _FORBID
+    features: tuple[FeatureSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    group: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("schema: at least one feature is needed")
+        if not self.tasks:
+            raise ValueError("schema: at least one task is needed")
+        for what, names in (("feature", [f.name for f in self.features]), ("task", self.task_names)):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"schema: {what} name(s) used twice: {', '.join(dup)}")
+        by_label = {t.source: t for t in self.tasks}
+        for t in self.tasks:
+            if t.where is None:
+                continue
+            if t.where == t.source:
+                raise ValueError(f"task '{t.name}': where '{t.where}' is the task's own label")
+            parent = by_label.get(t.where)
+            if parent is not None and parent.kind != "binary":
+                raise ValueError(
+                    f"task '{t.name}': where '{t.where}' must name a binary label, "
+                    f"but task '{parent.name}' is {parent.kind}"
+                )
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """What the encoder produces and the embedding layer consumes.
+
+    cat_sizes: vocabulary size of each categorical field (index 0 = unseen/missing included).
+    seq_sizes: vocabulary size of each sequence field (index 0 = padding/unseen included).
+    dense_names: the numeric input columns after encoding (missing indicators included).
+    """
+
+    cat_names: tuple[str, ...]
+    cat_sizes: tuple[int, ...]
+    seq_names: tuple[str, ...]
+    seq_sizes: tuple[int, ...]
+    seq_lens: tuple[int, ...]
+    dense_names: tuple[str, ...]
+
+    @property
+    def n_dense(self) -> int:
+        return len(self.dense_names)
