@@ -1,1 +1,3 @@
-"""mtlrec"""
+"""mtlrec: multi-task learning for e-commerce recommendation."""
+
+__version__ = "0.1.0"

@@ -1,1 +1,63 @@
-app = None
+"""The ``mtlrec`` command: one file per subcommand; errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+import mtlrec
+from mtlrec.cli import demo, evaluate, models, predict, simulate, train
+from mtlrec.errors import MtlrecError
+
+app = typer.Typer(
+    name="mtlrec",
+    help="Multi-task learning for e-commerce recommendation: train, evaluate, predict.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+for module in (demo, train, evaluate, predict, simulate, models):
+    app.command(name=module.NAME, help=module.run.__doc__)(module.run)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mtlrec {mtlrec.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Multi-task learning for e-commerce recommendation."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code (2 for a user error)."""
+    try:
+        app(args=argv, prog_name="mtlrec", standalone_mode=False)
+    except MtlrecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except typer.Exit as ex:
+        return ex.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # click's usage errors
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The run directory and atomic file writes. Nothing here loads pickles: weights are safetensors,
+everything else JSON or YAML.
+
+A run directory holds:
+  run.json          format version, mtlrec version, model name
+  config.yaml       the resolved experiment config (schema included)
+  encoder.json      the fitted encoder
+  model.safetensors the best weights;  checkpoint.safetensors the latest epoch's
+  weighting.safetensors the loss-weighting method's state (when it has any)
+  metrics.json      {"valid": {task: {metric: value}}, "test": ..., "oracle": {"valid": ..., "test": ...}}
+  history.jsonl     one JSON object per epoch
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from mtlrec.errors import RunError
+
+FORMAT = 1
+RUN_FILES = ("run.json", "config.yaml", "encoder.json", "model.safetensors")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename, on
+    failure it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities -> None, so the JSON is standard."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, to_json(obj, indent=2) + "\n")
+
+
+def append_jsonl(path: str | Path, obj: Any) -> None:
+    with open(path, "a") as fh:
+        fh.write(to_json(obj) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise RunError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+
+
+def save_tensors(path: str | Path, tensors: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+
+
+def load_tensors(path: str | Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{path}: not a valid safetensors file ({err})") from None
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "history.jsonl"
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines() if path.exists() else []):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise RunError(f"{path} line {i + 1}: not valid JSON") from None
+    return rows
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a run directory (no such directory)")
+    missing = [f for f in RUN_FILES if not (run_dir / f).is_file()]
+    if missing:
+        raise RunError(f"{run_dir}: not a complete run directory (missing {', '.join(missing)})")
+    info = read_json(run_dir / "run.json")
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise RunError(f"{run_dir / 'run.json'}: unsupported run format {info!r}; expected format {FORMAT}")
+    return run_dir

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+NAME = "evaluate"
+
+
+def run(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
+    data: Path = typer.Argument(None, metavar="[DATA]", help="CSV or Parquet with feature and label columns."),
+    split: str = typer.Option("test", "--split", help="Without DATA: which split of the run's own data (train, valid, test)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the metrics as JSON."),
+) -> None:
+    """Compute every task's metrics of a trained run on a data file, or on a split of the run's own data."""
+    from mtlrec.artifacts import write_json
+    from mtlrec.cli.report import metrics_table
+    from mtlrec.data.readers import read_table
+    from mtlrec.data.split import SPLITS
+    from mtlrec.errors import ConfigError
+    from mtlrec.experiment import load_splits
+    from mtlrec.serve.predictor import Predictor
+
+    predictor = Predictor.load(run_dir)
+    if data is not None:
+        table, where = read_table(data), data.name
+    else:
+        if split not in SPLITS:
+            raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
+        table, where = load_splits(predictor.config)[1][split], f"the {split} split"
+    result = predictor.evaluate(table, where=where)
+    print(metrics_table(result["data"], result.get("oracle")))
+    if json_out:
+        write_json(json_out, result)

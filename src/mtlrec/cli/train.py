@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from mtlrec.cli.report import metrics_table
+
+NAME = "train"
+
+
+def run(
+    config: Path = typer.Argument(..., help="Experiment YAML (see configs/synthetic.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set model.name=shared_bottom"),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/<config>-<model>-<time>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty run directory."),
+) -> None:
+    """Train a multi-task model from a YAML config and write a run directory."""
+    from mtlrec.config import load_config
+    from mtlrec.experiment import run_experiment
+
+    cfg = load_config(config, set_)
+    out = out or Path("runs") / f"{config.stem}-{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    metrics = run_experiment(cfg, out, overwrite=overwrite)
+    print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
+    print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")

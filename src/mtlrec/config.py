@@ -1,0 +1,174 @@
+"""The experiment config: one YAML file, validated with pydantic, with dotted ``--set`` overrides.
+
+Model and weighting hyperparameters live in a section named after the model or method
+(``model.mmoe.n_experts``), so switching ``model.name`` never breaks a config; the builder checks
+each section against the constructor's typed keyword arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from mtlrec.errors import ConfigError
+from mtlrec.spec import Schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Sections(BaseModel):
+    """Known fields plus one dict section per registered name (checked when built)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        return dict(self.model_extra or {})
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.sections().get(name) or {})
+
+
+class SyntheticConfig(_Strict):
+    rows: int = Field(200_000, ge=1)
+    users: int = Field(20_000, ge=1)
+    items: int = Field(10_000, ge=1)
+    categories: int = Field(20, ge=2)
+    brands: int = Field(200, ge=1)
+    page_size: int = Field(10, ge=1)
+    correlation: float = Field(0.5, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class SplitConfig(_Strict):
+    """random: rows at random (seeded); time: the last rows by ``column``; user: whole groups
+    of ``column`` (e.g. user_id) go to one split."""
+
+    method: Literal["random", "time", "user"] = "random"
+    valid: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    column: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> "SplitConfig":
+        if self.valid + self.test >= 1.0:
+            raise ValueError("valid + test must leave rows for training")
+        if self.method != "random" and not self.column:
+            raise ValueError(f"split method '{self.method}' needs a column")
+        return self
+
+
+class DataConfig(_Strict):
+    """source: 'synthetic' (the built-in shop simulator), 'file' (CSV or Parquet at ``path``), or a
+    public data set adapter name."""
+
+    source: str = "synthetic"
+    path: str | None = None
+    synthetic: SyntheticConfig = SyntheticConfig()
+    split: SplitConfig = SplitConfig()
+
+
+class ModelConfig(_Sections):
+    name: str = "shared_bottom"
+    embedding_dim: int = Field(16, ge=1)
+    tower_dims: tuple[int, ...] = (64,)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class WeightingConfig(_Sections):
+    name: str = "static"
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(1024, ge=1)
+    eval_batch_size: int = Field(8192, ge=1)
+    epochs: int = Field(5, ge=1)
+    patience: int = Field(2, ge=1)
+    monitor: str = "auto"
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    progress: bool = True
+
+
+class ExperimentConfig(_Strict):
+    data: DataConfig = DataConfig()
+    schema_: Schema | None = Field(None, alias="schema")
+    model: ModelConfig = ModelConfig()
+    weighting: WeightingConfig = WeightingConfig()
+    train: TrainConfig = TrainConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @pydantic.field_validator("model", "weighting", mode="after")
+    @classmethod
+    def _sections_are_mappings(cls, value: _Sections, info: pydantic.ValidationInfo) -> _Sections:
+        for key, section in value.sections().items():
+            if not isinstance(section, dict):
+                raise ValueError(
+                    f"unknown key '{key}' (hyperparameters go in a section named after the "
+                    f"{info.field_name}, e.g. {info.field_name}.<name>.<parameter>)"
+                )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_config(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except pydantic.ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+                msg = "unknown key"
+            lines.append(f"{loc}: {msg}" if loc else msg)
+        raise ConfigError(f"{where}: " + "; ".join(lines)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides; the value is parsed as YAML (``1e-3``, ``[64, 32]``, ``true``)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return parse_config(apply_overrides(raw, list(overrides)), where=str(path))

@@ -1,0 +1,92 @@
+"""Arrow column -> numpy conversions that check types and domains, with errors naming the table,
+column and first bad row (rows are counted from 1, the header excluded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mtlrec.errors import DataError
+
+
+def _bad(where: str, column: str, row: int, expected: str, got: object) -> DataError:
+    return DataError(f"column '{column}' in {where} row {row + 1}: expected {expected}, got {got!r}")
+
+
+def require_columns(table: pa.Table, columns: list[str], where: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in table.column_names]
+    if missing:
+        have = ", ".join(table.column_names[:12]) + (" ..." if table.num_columns > 12 else "")
+        raise DataError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {have})")
+
+
+def as_strings(col: pa.ChunkedArray, name: str, where: str) -> pa.ChunkedArray:
+    """A categorical column as strings (nulls stay null)."""
+    if pa.types.is_nested(col.type):
+        raise DataError(f"column '{name}' in {where}: expected single values, got a {col.type} column")
+    if pa.types.is_floating(col.type):  # 3.0 -> "3", so ids read as floats match ids read as ints
+        as_int = pc.cast(col, pa.int64(), safe=False)
+        exact = pc.equal(pc.cast(as_int, col.type), col)
+        col = pc.if_else(exact, pc.cast(as_int, pa.string()), pc.cast(col, pa.string()))
+    return pc.cast(col, pa.string())
+
+
+def as_float(col: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    """A numeric column as float64; null -> NaN. Text that is not a number is an error."""
+    if pa.types.is_nested(col.type):
+        raise DataError(f"column '{name}' in {where}: expected numbers, got a {col.type} column")
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        text = pc.utf8_trim_whitespace(col)
+        ok = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^(?i:nan|)$")
+        bad = np.flatnonzero(~np.asarray(ok.fill_null(True)))
+        if len(bad):
+            raise _bad(where, name, int(bad[0]), "a number", col[int(bad[0])].as_py())
+        col = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    try:
+        return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(f"column '{name}' in {where}: expected numbers, got {col.type}") from None
+
+
+def as_binary(col: pa.ChunkedArray, name: str, where: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """A 0/1 label column as float32; rows outside ``mask`` are not checked and become 0."""
+    values = as_float(col, name, where) if not pa.types.is_boolean(col.type) else (
+        np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
+    )
+    check = values if mask is None else np.where(mask, values, 0.0)
+    bad = np.flatnonzero(~((check == 0) | (check == 1)))
+    if len(bad):
+        raise _bad(where, name, int(bad[0]), "a 0/1 label", values[bad[0]])
+    return check.astype(np.float32)
+
+
+def as_labels_in_range(
+    col: pa.ChunkedArray, name: str, where: str, n: int, mask: np.ndarray
+) -> np.ndarray:
+    """An integer class label in [0, n) as int64; rows outside ``mask`` become 0."""
+    values = np.where(mask, as_float(col, name, where), 0.0)
+    bad = np.flatnonzero(~((values >= 0) & (values < n) & (values == np.round(values))))
+    if len(bad):
+        raise _bad(where, name, int(bad[0]), f"a class index in 0..{n - 1}", values[bad[0]])
+    return values.astype(np.int64)
+
+
+def as_lists(col: pa.ChunkedArray, name: str, where: str, separator: str) -> pa.ListArray:
+    """A multi-valued column (a list column, or text split on ``separator``) as list<string>;
+    null -> empty list; empty tokens dropped."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.split_pattern(col.cast(pa.string()), separator)
+    elif not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+        raise DataError(
+            f"column '{name}' in {where}: expected a list or '{separator}'-separated text, got {col.type}"
+        )
+    col = col.fill_null(pa.scalar([], col.type))
+    values = as_strings(pa.chunked_array([col.flatten()]), name, where).combine_chunks()
+    lengths = np.asarray(pc.list_value_length(col).fill_null(0))
+    keep = np.asarray(pc.and_(pc.is_valid(values), pc.not_equal(values, "")).fill_null(False))
+    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    kept_lengths = np.bincount(row_of[keep], minlength=len(lengths))
+    offsets = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(keep)))

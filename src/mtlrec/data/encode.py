@@ -1,0 +1,260 @@
+"""Encoder: fit on the train split (vocabularies, fill values, scaling), apply to any split or to new
+rows, save as JSON. Unseen and missing categories map to index 0."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pydantic
+import torch
+
+from mtlrec.data.batches import EncodedData
+from mtlrec.data.columns import (
+    as_binary,
+    as_float,
+    as_labels_in_range,
+    as_lists,
+    as_strings,
+    require_columns,
+)
+from mtlrec.errors import DataError, RunError
+from mtlrec.spec import FeatureSpec, InputLayout, Schema, TaskSpec
+
+FORMAT = 1
+
+
+def _vocabulary(values: pa.Array, spec: FeatureSpec) -> list[str]:
+    """Values seen at least min_count times, most frequent first (ties by value), at most max_size."""
+    counts = pc.value_counts(values.drop_null())
+    vals = np.asarray(counts.field("values").to_pylist(), dtype=object)
+    freq = np.asarray(counts.field("counts"))
+    keep = freq >= spec.min_count
+    vals, freq = vals[keep], freq[keep]
+    order = np.lexsort((vals.astype(str), -freq))
+    if spec.max_size is not None:
+        order = order[: spec.max_size]
+    return [str(v) for v in vals[order]]
+
+
+def _lookup(values: pa.Array | pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
+    """Index into the vocabulary + 1; 0 for unseen or missing."""
+    idx = pc.index_in(values, value_set=pa.array(vocab, pa.string()))
+    return np.asarray(pc.add(idx, 1).fill_null(0), dtype=np.int64)
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class Encoder:
+    """Turns raw tables into EncodedData. Fitted state ends in ``_`` and round-trips through JSON."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.vocabs_: dict[str, list[str]] = {}
+        self.numeric_: dict[str, dict[str, float | bool]] = {}
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, table: pa.Table, where: str = "train") -> "Encoder":
+        require_columns(table, [f.source for f in self.schema.features], where)
+        for f in self.schema.features:
+            col = table[f.source]
+            if f.kind == "categorical":
+                self.vocabs_[f.name] = _vocabulary(as_strings(col, f.source, where).combine_chunks(), f)
+            elif f.kind == "sequence":
+                self.vocabs_[f.name] = _vocabulary(as_lists(col, f.source, where, f.separator).flatten(), f)
+            else:
+                self.numeric_[f.name] = self._fit_numeric(as_float(col, f.source, where), f)
+        return self
+
+    @staticmethod
+    def _fit_numeric(x: np.ndarray, f: FeatureSpec) -> dict[str, float | bool]:
+        missing = np.isnan(x)
+        if missing.all():
+            raise DataError(f"feature '{f.name}': column '{f.source}' has no values in the train split")
+        fill = float(np.mean(x[~missing])) if f.fill is None else float(f.fill)
+        z = np.where(missing, fill, x)
+        if f.transform == "log1p":
+            z = _signed_log1p(z)
+        indicator = bool(missing.any()) if f.missing_indicator is None else f.missing_indicator
+        std = float(np.std(z))
+        return {
+            "fill": fill,
+            "mean": float(np.mean(z)),
+            "std": std if std > 0 else 1.0,
+            "min": float(np.min(z)),
+            "max": float(np.max(z)),
+            "indicator": indicator,
+        }
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.vocabs_ or self.numeric_)
+
+    def layout(self) -> InputLayout:
+        feats = self.schema.features
+        cats = [f for f in feats if f.kind == "categorical"]
+        seqs = [f for f in feats if f.kind == "sequence"]
+        dense: list[str] = []
+        for f in feats:
+            if f.kind == "numeric":
+                dense.append(f.name)
+                if self.numeric_[f.name]["indicator"]:
+                    dense.append(f"{f.name}__missing")
+        return InputLayout(
+            cat_names=tuple(f.name for f in cats),
+            cat_sizes=tuple(len(self.vocabs_[f.name]) + 1 for f in cats),
+            seq_names=tuple(f.name for f in seqs),
+            seq_sizes=tuple(len(self.vocabs_[f.name]) + 1 for f in seqs),
+            seq_lens=tuple(f.max_len for f in seqs),
+            dense_names=tuple(dense),
+        )
+
+    # -- transforming ------------------------------------------------------------------------
+    def transform(self, table: pa.Table, *, labels: bool = True, where: str = "data") -> EncodedData:
+        """Encode features (and, when ``labels``, the tasks' labels and sample-space masks)."""
+        if not self.fitted:
+            raise RuntimeError("Encoder.transform called before fit")
+        n = table.num_rows
+        needed = [f.source for f in self.schema.features]
+        if labels:
+            needed += [t.source for t in self.schema.tasks] + [t.where for t in self.schema.tasks if t.where]
+        require_columns(table, needed, where)
+        feats = self.schema.features
+        cat = [
+            _lookup(as_strings(table[f.source], f.source, where), self.vocabs_[f.name])
+            for f in feats
+            if f.kind == "categorical"
+        ]
+        seq = [self._sequence(table[f.source], f, where) for f in feats if f.kind == "sequence"]
+        dense = [c for f in feats if f.kind == "numeric" for c in self._numeric(table[f.source], f, where)]
+        width = max((s.shape[1] for s in seq), default=0)
+        seq_arr = np.zeros((n, len(seq), width), dtype=np.int64)
+        for i, s in enumerate(seq):
+            seq_arr[:, i, : s.shape[1]] = s
+        ys, masks = self._labels(table, where) if labels else ({}, {})
+        groups = None
+        if self.schema.group and self.schema.group in table.column_names:
+            groups = np.asarray(
+                pc.dictionary_encode(table[self.schema.group]).combine_chunks().indices.fill_null(-1),
+                dtype=np.int64,
+            )
+        return EncodedData(
+            cat=torch.from_numpy(np.stack(cat, 1) if cat else np.zeros((n, 0), np.int64)),
+            seq=torch.from_numpy(seq_arr),
+            dense=torch.from_numpy(
+                np.stack(dense, 1).astype(np.float32) if dense else np.zeros((n, 0), np.float32)
+            ),
+            labels=ys,
+            masks=masks,
+            groups=groups,
+        )
+
+    def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> list[np.ndarray]:
+        s = self.numeric_[f.name]
+        x = as_float(col, f.source, where)
+        missing = np.isnan(x)
+        z = np.where(missing, s["fill"], x)
+        if f.transform == "log1p":
+            z = _signed_log1p(z)
+        if f.transform in ("standardize", "log1p"):
+            z = (z - s["mean"]) / s["std"]
+        elif f.transform == "minmax":
+            z = (z - s["min"]) / max(s["max"] - s["min"], 1e-12)
+        return [z, missing.astype(np.float64)] if s["indicator"] else [z]
+
+    def _sequence(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+        lists = as_lists(col, f.source, where, f.separator)
+        ids = _lookup(lists.flatten(), self.vocabs_[f.name])
+        offsets = np.asarray(lists.offsets)
+        lengths = np.diff(offsets)
+        row = np.repeat(np.arange(len(lengths)), lengths)
+        pos = np.arange(len(ids)) - offsets[row]
+        keep = pos < f.max_len
+        out = np.zeros((len(lengths), f.max_len), dtype=np.int64)
+        out[row[keep], pos[keep]] = ids[keep]
+        return out
+
+    def _labels(self, table: pa.Table, where: str) -> tuple[dict, dict]:
+        ys: dict[str, torch.Tensor] = {}
+        masks: dict[str, torch.Tensor] = {}
+        n = table.num_rows
+        for t in self.schema.tasks:
+            mask = np.ones(n, dtype=bool)
+            if t.where:
+                mask = as_binary(table[t.where], t.where, where).astype(bool)
+            ys[t.name] = torch.from_numpy(self._label(table[t.source], t, mask, where))
+            masks[t.name] = torch.from_numpy(mask)
+        return ys, masks
+
+    @staticmethod
+    def _label(col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: str) -> np.ndarray:
+        name = t.source
+        if t.kind == "binary":
+            return as_binary(col, name, where, mask)
+        if t.kind == "multiclass":
+            return as_labels_in_range(col, name, where, t.n_classes, mask)
+        if t.kind == "multilabel":
+            lists = as_lists(col, name, where, t.separator)
+            flat = as_float(pa.chunked_array([lists.flatten()]), name, where)
+            lengths = np.diff(np.asarray(lists.offsets))
+            row = np.repeat(np.arange(len(lengths)), lengths)
+            bad = np.flatnonzero(~((flat >= 0) & (flat < t.n_classes) & (flat == np.round(flat))) & mask[row])
+            if len(bad):
+                raise DataError(
+                    f"column '{name}' in {where} row {row[bad[0]] + 1}: expected label indices in "
+                    f"0..{t.n_classes - 1}, got {flat[bad[0]]!r}"
+                )
+            out = np.zeros((len(lengths), t.n_classes), dtype=np.float32)
+            ok = mask[row]
+            out[row[ok], flat[ok].astype(np.int64)] = 1.0
+            return out
+        y = np.where(mask, as_float(col, name, where), 0.0)
+        low = -1.0 if t.transform == "log1p" else -np.inf
+        bad = np.flatnonzero(~(np.isfinite(y) & (y > low)))
+        if len(bad):
+            expected = "a number > -1 (log1p target)" if t.transform == "log1p" else "a finite number"
+            raise DataError(f"column '{name}' in {where} row {bad[0] + 1}: expected {expected}, got {y[bad[0]]!r}")
+        return (np.log1p(y) if t.transform == "log1p" else y).astype(np.float32)
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "schema": dataclasses.asdict(self.schema),
+            "vocabularies": self.vocabs_,
+            "numeric": self.numeric_,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "encoder") -> "Encoder":
+        try:
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format {d.get('format')!r} is not {FORMAT}")
+            enc = cls(pydantic.TypeAdapter(Schema).validate_python(d["schema"]))
+            enc.vocabs_ = {k: [str(v) for v in vs] for k, vs in d["vocabularies"].items()}
+            enc.numeric_ = {k: dict(v) for k, v in d["numeric"].items()}
+            for f in enc.schema.features:
+                state = enc.numeric_ if f.kind == "numeric" else enc.vocabs_
+                if f.name not in state:
+                    raise ValueError(f"no fitted state for feature '{f.name}'")
+        except (KeyError, TypeError, ValueError, AttributeError, pydantic.ValidationError) as err:
+            raise RunError(f"{where}: not a valid encoder ({str(err).splitlines()[0]})") from None
+        return enc
+
+    def save(self, path: str | Path) -> None:
+        from mtlrec.artifacts import write_text
+
+        write_text(path, json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Encoder":
+        from mtlrec.artifacts import read_json
+
+        return cls.from_dict(read_json(path), where=str(path))

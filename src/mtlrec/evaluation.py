@@ -1,0 +1,63 @@
+"""Score encoded data with a model, and compute each task's metrics on its own sample space."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from mtlrec.data.batches import EncodedData
+from mtlrec.losses import to_predictions
+from mtlrec.metrics import task_metrics
+from mtlrec.models.base import MultiTaskModel
+from mtlrec.spec import TaskSpec
+
+ORACLE_PREFIX = "oracle_"
+Metrics = dict[str, dict[str, float]]
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) -> dict[str, np.ndarray]:
+    """{task: [N] probabilities or values, or [N, K] class/label probabilities}."""
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.tasks}
+    for batch in data.batches(batch_size):
+        out = model(batch)
+        for t in model.tasks:
+            parts[t.name].append(to_predictions(t, out[t.name]))
+    model.train(was_training)
+    return {name: torch.cat(p).numpy() for name, p in parts.items()}
+
+
+def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
+    """Labels on their original scale (regression targets trained on log1p are mapped back)."""
+    y = data.labels[task.name].numpy()
+    return np.expm1(y) if task.transform == "log1p" else y
+
+
+def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
+    """{task: {metric: value}}, each task on the rows of its sample space only."""
+    out: Metrics = {}
+    for t in tasks:
+        mask = data.masks[t.name].numpy()
+        groups = data.groups[mask] if data.groups is not None else None
+        out[t.name] = task_metrics(t.kind, t.metric_names, true_labels(t, data)[mask], preds[t.name][mask], groups)
+    return out
+
+
+def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray] | None:
+    """The ground-truth predictions kept beside simulated rows (``oracle_<task>``), or None."""
+    columns = [ORACLE_PREFIX + t.name for t in tasks]
+    if not all(c in table.column_names for c in columns):
+        return None
+    out = {}
+    for t, c in zip(tasks, columns):
+        col = table[c].combine_chunks()
+        if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
+            out[t.name] = np.asarray(col.flatten(), dtype=np.float64).reshape(len(col), -1)
+        else:
+            out[t.name] = np.asarray(col, dtype=np.float64)
+    return out

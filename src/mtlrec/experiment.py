@@ -1,0 +1,111 @@
+"""One experiment end to end: source -> schema -> split -> encoder -> model -> training ->
+metrics -> run directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+import yaml
+
+import mtlrec
+from mtlrec.artifacts import FORMAT, save_tensors, write_json, write_text
+from mtlrec.config import ExperimentConfig
+from mtlrec.data.batches import EncodedData
+from mtlrec.data.columns import require_columns
+from mtlrec.data.encode import Encoder
+from mtlrec.data.sources import load_source
+from mtlrec.data.split import split_table
+from mtlrec.errors import ConfigError, RunError
+from mtlrec.evaluation import evaluate, oracle_predictions, predict
+from mtlrec.models import build_model
+from mtlrec.spec import Schema
+from mtlrec.train.callbacks import Checkpoint, EarlyStopping, History, Progress
+from mtlrec.train.monitor import resolve_monitor
+from mtlrec.train.trainer import Trainer
+from mtlrec.weighting import build_weighting
+
+
+@dataclass
+class Prepared:
+    """The experiment's data, split and encoded."""
+
+    schema: Schema
+    tables: dict[str, pa.Table]
+    encoder: Encoder
+    encoded: dict[str, EncodedData]
+
+
+def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
+    schema = cfg.schema_ or default
+    if schema is None:
+        raise ConfigError(f"schema: required, since data source '{cfg.data.source}' has no default schema")
+    return schema
+
+
+def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
+    source = load_source(cfg.data)
+    schema = resolve_schema(cfg, source.schema)
+    needed = [f.source for f in schema.features] + [t.source for t in schema.tasks]
+    needed += [t.where for t in schema.tasks if t.where]
+    require_columns(source.table, needed, source.name)
+    return schema, split_table(source.table, cfg.data.split)
+
+
+def prepare(cfg: ExperimentConfig) -> Prepared:
+    schema, tables = load_splits(cfg)
+    encoder = Encoder(schema).fit(tables["train"], where="the train split")
+    encoded = {name: encoder.transform(t, where=f"the {name} split") for name, t in tables.items()}
+    return Prepared(schema, tables, encoder, encoded)
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> Path:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
+        for name in ("history.jsonl", "metrics.json", "checkpoint.safetensors", "weighting.safetensors"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_experiment(
+    cfg: ExperimentConfig, out: str | Path, *, overwrite: bool = False, data: Prepared | None = None
+) -> dict[str, Any]:
+    """Train and evaluate; write the run directory; return metrics.json's content."""
+    out = prepare_run_dir(Path(out), overwrite)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    data = data or prepare(cfg)
+    tasks = data.schema.tasks
+    monitor = resolve_monitor(cfg.train.monitor, tasks)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, data.encoder.layout(), tasks)
+    weighting = build_weighting(cfg.weighting, tasks)
+
+    resolved = cfg.model_copy(update={"schema_": data.schema})
+    write_json(out / "run.json", {"format": FORMAT, "mtlrec": mtlrec.__version__, "model": cfg.model.name,
+                                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_text(out / "config.yaml", yaml.safe_dump(resolved.to_dict(), sort_keys=False))
+    data.encoder.save(out / "encoder.json")
+
+    stopper = EarlyStopping(monitor, cfg.train.patience)
+    callbacks = [History(out / "history.jsonl"), Checkpoint(out), stopper]
+    if cfg.train.progress:
+        callbacks.append(Progress())
+    Trainer(model, weighting, cfg.train, callbacks).fit(data.encoded["train"], data.encoded["valid"])
+    save_tensors(out / "model.safetensors", model.state_dict())
+
+    metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
+    for split in ("valid", "test"):
+        enc = data.encoded[split]
+        metrics[split] = evaluate(tasks, predict(model, enc, cfg.train.eval_batch_size), enc)
+    oracle = {s: oracle_predictions(data.tables[s], tasks) for s in ("valid", "test")}
+    if all(p is not None for p in oracle.values()):
+        metrics["oracle"] = {s: evaluate(tasks, oracle[s], data.encoded[s]) for s in oracle}
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,46 @@
+"""Loss per task kind, averaged over the task's sample space only (rows whose mask is False do not
+count, whatever their label)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mtlrec.data.batches import TensorBatch
+from mtlrec.spec import TaskSpec
+
+
+def _per_row(task: TaskSpec, logits: Tensor, y: Tensor) -> Tensor:
+    """[B] unreduced loss."""
+    name = task.loss_name
+    if name == "cross_entropy":
+        return F.cross_entropy(logits, y, reduction="none")
+    if name == "bce":
+        loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        return loss.mean(-1) if loss.dim() == 2 else loss
+    if name == "huber":
+        return F.huber_loss(logits, y, reduction="none")
+    return F.mse_loss(logits, y, reduction="none")
+
+
+def masked_loss(task: TaskSpec, logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """Mean loss over rows where ``mask`` is True; 0 (with a gradient path) when there are none."""
+    m = mask.to(logits.dtype)
+    return (_per_row(task, logits, y) * m).sum() / m.sum().clamp_min(1.0)
+
+
+def task_losses(tasks: Sequence[TaskSpec], logits: dict[str, Tensor], batch: TensorBatch) -> dict[str, Tensor]:
+    return {t.name: masked_loss(t, logits[t.name], batch.labels[t.name], batch.masks[t.name]) for t in tasks}
+
+
+def to_predictions(task: TaskSpec, logits: Tensor) -> Tensor:
+    """Logits -> what a user reads: probabilities (binary, multiclass, multilabel) or values on the
+    label's original scale (regression)."""
+    if task.kind == "multiclass":
+        return torch.softmax(logits, -1)
+    if task.kind in ("binary", "multilabel"):
+        return torch.sigmoid(logits)
+    return torch.expm1(logits) if task.transform == "log1p" else logits

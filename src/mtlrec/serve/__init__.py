@@ -1,0 +1,1 @@
+"""Serving: load a run directory and score rows."""

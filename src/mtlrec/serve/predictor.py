@@ -1,0 +1,67 @@
+"""Predictor: a run directory -> encoder + model, scoring raw rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mtlrec.artifacts import check_run_dir, load_tensors, read_yaml
+from mtlrec.config import ExperimentConfig, parse_config
+from mtlrec.data.encode import Encoder
+from mtlrec.errors import RunError
+from mtlrec.evaluation import Metrics, evaluate, oracle_predictions, predict
+from mtlrec.models import build_model
+from mtlrec.models.base import MultiTaskModel
+
+
+class Predictor:
+    def __init__(self, config: ExperimentConfig, encoder: Encoder, model: MultiTaskModel) -> None:
+        self.config = config
+        self.encoder = encoder
+        self.model = model.eval()
+
+    @property
+    def tasks(self):
+        return self.model.tasks
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Predictor":
+        run_dir = check_run_dir(run_dir)
+        config = parse_config(read_yaml(run_dir / "config.yaml") or {}, where=str(run_dir / "config.yaml"))
+        encoder = Encoder.load(run_dir / "encoder.json")
+        model = build_model(config.model, encoder.layout(), encoder.schema.tasks)
+        state = load_tensors(run_dir / "model.safetensors")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise RunError(f"{run_dir / 'model.safetensors'}: does not match the model in config.yaml ({first})") from None
+        return cls(config, encoder, model)
+
+    def predict(self, table: pa.Table, where: str = "data") -> dict[str, np.ndarray]:
+        """{task: [N] or [N, K]} from raw rows (labels not needed)."""
+        data = self.encoder.transform(table, labels=False, where=where)
+        return predict(self.model, data, self.config.train.eval_batch_size)
+
+    def evaluate(self, table: pa.Table, where: str = "data") -> dict[str, Metrics]:
+        """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""
+        data = self.encoder.transform(table, where=where)
+        out = {"data": evaluate(self.tasks, predict(self.model, data, self.config.train.eval_batch_size), data)}
+        oracle = oracle_predictions(table, self.tasks)
+        if oracle is not None:
+            out["oracle"] = evaluate(self.tasks, oracle, data)
+        return out
+
+
+def prediction_columns(tasks, preds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One column per task ({task}) or per class/label ({task}_{k}) for multiclass/multilabel."""
+    cols: dict[str, np.ndarray] = {}
+    for t in tasks:
+        p = preds[t.name]
+        if p.ndim == 1:
+            cols[t.name] = p
+        else:
+            cols.update({f"{t.name}_{k}": p[:, k] for k in range(p.shape[1])})
+    return cols

@@ -1,0 +1,78 @@
+"""The training loop, and nothing else: per-epoch work (progress, history, checkpoints, early
+stopping) lives in callbacks. The loop never branches on which model or weighting it runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+
+from mtlrec.config import TrainConfig
+from mtlrec.data.batches import EncodedData
+from mtlrec.evaluation import evaluate, predict
+from mtlrec.losses import task_losses
+from mtlrec.models.base import MultiTaskModel
+from mtlrec.train.callbacks import Callback
+from mtlrec.weighting.base import LossWeighting
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        weighting: LossWeighting,
+        cfg: TrainConfig,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.model = model
+        self.weighting = weighting
+        self.cfg = cfg
+        self.callbacks = list(callbacks)
+        self.stop = False
+        self.epoch = 0
+
+    def fit(self, train: EncodedData, valid: EncodedData) -> None:
+        cfg, model, tasks = self.cfg, self.model, self.model.tasks
+        params = [*model.parameters(), *self.weighting.parameters()]
+        optimizer = make_optimizer([p for p in params if p.requires_grad], cfg)
+        shared = model.shared_parameters()
+        generator = torch.Generator().manual_seed(cfg.seed)
+        steps = -(-len(train) // cfg.batch_size)
+        for epoch in range(1, cfg.epochs + 1):
+            self.epoch = epoch
+            start = time.perf_counter()
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch, steps)
+            model.train()
+            sums = {t.name: torch.zeros(()) for t in tasks}
+            for step, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, generator=generator)):
+                optimizer.zero_grad(set_to_none=True)
+                losses = task_losses(tasks, model(batch), batch)
+                stats = self.weighting.backward(losses, shared)
+                optimizer.step()
+                for name, loss in losses.items():
+                    sums[name] += loss.detach()
+                for cb in self.callbacks:
+                    cb.on_step(self, step, losses, stats)
+            train_loss = {name: float(s) / steps for name, s in sums.items()}
+            self.weighting.on_epoch_end(epoch, train_loss)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "weights": self.weighting.weights(),
+                "valid": evaluate(tasks, predict(model, valid, cfg.eval_batch_size), valid),
+                "seconds": round(time.perf_counter() - start, 3),
+                "samples_per_s": round(len(train) / (time.perf_counter() - start), 1),
+            }
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, record)
+            if self.stop:
+                break
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
