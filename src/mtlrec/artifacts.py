@@ -17,7 +17,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,8 +35,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     failure it is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # 0o666 minus the umask, as open(path, "w") gives (mkstemp's files are 0600: unreadable to others)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield Path(tmp)
         with open(tmp, "rb") as fh:

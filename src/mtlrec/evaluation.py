@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import EncodedData
@@ -56,8 +57,11 @@ def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, 
     out = {}
     for t, c in zip(tasks, columns):
         col = table[c].combine_chunks()
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):  # '|'-joined (CSV)
+            col = pc.split_pattern(col, t.separator)
         if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
-            out[t.name] = np.asarray(col.flatten(), dtype=np.float64).reshape(len(col), -1)
+            flat = pc.cast(col.flatten(), pa.float64())
+            out[t.name] = np.asarray(flat, dtype=np.float64).reshape(len(col), -1)
         else:
             out[t.name] = np.asarray(col, dtype=np.float64)
     return out

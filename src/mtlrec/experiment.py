@@ -77,7 +77,6 @@ def run_experiment(
     cfg: ExperimentConfig, out: str | Path, *, overwrite: bool = False, data: Prepared | None = None
 ) -> dict[str, Any]:
     """Train and evaluate; write the run directory; return metrics.json's content."""
-    out = prepare_run_dir(Path(out), overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data = data or prepare(cfg)
@@ -86,6 +85,7 @@ def run_experiment(
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data.encoder.layout(), tasks)
     weighting = build_weighting(cfg.weighting, tasks)
+    out = prepare_run_dir(Path(out), overwrite)
 
     resolved = cfg.model_copy(update={"schema_": data.schema})
     write_json(out / "run.json", {"format": FORMAT, "mtlrec": mtlrec.__version__, "model": cfg.model.name,

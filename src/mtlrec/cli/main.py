@@ -10,6 +10,11 @@ import mtlrec
 from mtlrec.cli import demo, evaluate, models, predict, simulate, train
 from mtlrec.errors import MtlrecError
 
+try:  # newer typer vendors click: its usage errors derive from typer.TyperException
+    from typer import TyperException as UsageError
+except ImportError:  # older typer raises click's own
+    from click import ClickException as UsageError
+
 app = typer.Typer(
     name="mtlrec",
     help="Multi-task learning for e-commerce recommendation: train, evaluate, predict.",
@@ -49,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # click's usage errors
-        import click
-
-        if isinstance(err, click.ClickException):
+    except UsageError as err:
+        if hasattr(err, "show"):
             err.show()
-            return err.exit_code
-        raise
+        else:
+            print(f"error: {err.format_message()}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

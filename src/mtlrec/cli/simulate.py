@@ -16,17 +16,9 @@ def run(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     from mtlrec.data.readers import write_table
     from mtlrec.data.synthetic import simulate
 
     table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
-    if out.suffix.lower() == ".csv":
-        for i, field in enumerate(table.schema):
-            if pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type):
-                text = pc.binary_join(pc.cast(table[field.name], pa.list_(pa.string())), "|")
-                table = table.set_column(i, field.name, text)
     write_table(table, out)
     print(f"wrote {table.num_rows:,} impressions to {out}")

@@ -76,6 +76,9 @@ def as_lists(col: pa.ChunkedArray, name: str, where: str, separator: str) -> pa.
     """A multi-valued column (a list column, or text split on ``separator``) as list<string>;
     null -> empty list; empty tokens dropped."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_null(col.type) or pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        # text read from CSV whose rows all hold at most one value: the reader inferred numbers or nulls
+        col = as_strings(pa.chunked_array([col], col.type), name, where).combine_chunks()
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         col = pc.split_pattern(col.cast(pa.string()), separator)
     elif not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):

@@ -48,6 +48,16 @@ def _lookup(values: pa.Array | pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
     return np.asarray(pc.add(idx, 1).fill_null(0), dtype=np.int64)
 
 
+def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+    """A numeric feature as float64 (NaN = missing); infinities would poison the scaling."""
+    x = as_float(col, f.source, where)
+    bad = np.flatnonzero(np.isinf(x))
+    if len(bad):
+        row, value = int(bad[0]), float(x[bad[0]])
+        raise DataError(f"column '{f.source}' in {where} row {row + 1}: expected a finite number, got {value!r}")
+    return x
+
+
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
@@ -70,7 +80,7 @@ class Encoder:
             elif f.kind == "sequence":
                 self.vocabs_[f.name] = _vocabulary(as_lists(col, f.source, where, f.separator).flatten(), f)
             else:
-                self.numeric_[f.name] = self._fit_numeric(as_float(col, f.source, where), f)
+                self.numeric_[f.name] = self._fit_numeric(_feature_numbers(col, f, where), f)
         return self
 
     @staticmethod
@@ -158,7 +168,7 @@ class Encoder:
 
     def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> list[np.ndarray]:
         s = self.numeric_[f.name]
-        x = as_float(col, f.source, where)
+        x = _feature_numbers(col, f, where)
         missing = np.isnan(x)
         z = np.where(missing, s["fill"], x)
         if f.transform == "log1p":

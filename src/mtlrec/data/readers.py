@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -12,6 +13,9 @@ from mtlrec.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# CSV cells read as missing, in every column: an empty cell and the usual spellings of "no value".
+# Anything else (e.g. 'N/A' in a numeric column) stays text, so the encoder names its row and column.
+CSV_NULLS = ["", "NA", "NaN", "nan", "null", "NULL"]
 
 
 def read_table(path: str | Path) -> pa.Table:
@@ -27,7 +31,11 @@ def read_table(path: str | Path) -> pa.Table:
             table = pq.read_table(path)
         elif name.endswith(CSV_SUFFIXES):
             delimiter = "\t" if ".tsv" in name else ","
-            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+            table = pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True),
+            )
         else:
             raise DataError(
                 f"{path}: unknown file type; expected one of "
@@ -41,13 +49,19 @@ def read_table(path: str | Path) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write CSV or Parquet by suffix, atomically (a temporary file, then a rename)."""
+    """Write CSV or Parquet by suffix, atomically (a temporary file, then a rename). In CSV, list
+    columns become '|'-joined text."""
     from mtlrec.artifacts import atomic_path
 
     path = Path(path)
     name = path.name.lower()
     if not name.endswith(PARQUET_SUFFIXES + (".csv",)):
         raise DataError(f"{path}: expected a .csv or .parquet output file")
+    if not name.endswith(PARQUET_SUFFIXES):  # CSV has no lists: '|'-joined text, as the encoder reads it
+        for i, field in enumerate(table.schema):
+            if isinstance(field.type, (pa.ListType, pa.LargeListType, pa.FixedSizeListType)):
+                text = pc.binary_join(pc.cast(table[field.name], pa.list_(pa.string())), "|")
+                table = table.set_column(i, field.name, text)
     with atomic_path(path) as tmp:
         if name.endswith(PARQUET_SUFFIXES):
             pq.write_table(table, tmp)

@@ -56,13 +56,13 @@ DEVICES = ("ios", "android", "web")
 SEGMENT_PRIOR = (0.30, 0.20, 0.25, 0.25)
 SEGMENT_LABEL_NOISE = 0.10  # the observed segment is uniform over all segments with this probability
 DIRICHLET_CONCENTRATION = (0.15, 0.12, 0.60, 0.20)  # per category (times C * popularity): low = sparse
-PRICE_SENSITIVITY = (1.6, 0.6, 0.9, 0.5)  # median; log-normal spread SENSITIVITY_SPREAD
-SENSITIVITY_SPREAD = 0.25
+PRICE_SENSITIVITY = (1.6, 0.6, 0.9, 0.5)  # mean; normal spread SENSITIVITY_SPREAD, at least 0
+SENSITIVITY_SPREAD = 0.2
 BRAND_LOYALTY = ((2, 8), (8, 2), (2, 8), (2, 8))  # Beta(a, b)
 ACTIVITY = (1.0, 0.8, 1.2, 1.6)  # median activity; log-normal spread 0.7
-IMPULSE_CLICK, IMPULSE_PURCHASE = 0.2, 0.3  # unobserved extra propensity of impulse shoppers
-USER_BIAS_SD, ITEM_BIAS_SD = 0.1, 0.1  # unobserved per-user click bias and per-item appeal
-HISTORY_CLICKS, RECENT_CLICKS = 100, 10  # past clicks behind user_cat_clicks; last ones in the sequence
+IMPULSE_CLICK, IMPULSE_PURCHASE = 0.1, 0.15  # unobserved extra propensity of impulse shoppers
+USER_BIAS_SD, ITEM_BIAS_SD = 0.05, 0.05  # unobserved per-user click bias and per-item appeal
+HISTORY_CLICKS, RECENT_CLICKS = 200, 10  # past clicks behind user_cat_clicks; last ones in the sequence
 INTEREST_SHARE = 0.6  # share of shown items drawn from the user's own interests
 INTEREST_LABEL_SLOPE, INTEREST_LABEL_AT = 40.0, 0.08  # P(category in `interests`) = sigmoid(s * (theta - at))
 DEVICE_PRIOR = (0.40, 0.45, 0.15)
@@ -73,25 +73,28 @@ START_TS, DAYS = 1_717_200_000, 30  # 2024-06-01 00:00 UTC
 PRICE_LEVEL = (np.log(6.0), np.log(150.0))  # category median prices drawn log-uniform in this range
 PRICE_SPREAD = 0.6  # log-price sd within a category
 LOG_PRICE_REF = np.log(30.0)  # the price penalty is zero at this price
-RATING_MEAN, RATING_SCALE, RATING_NOISE, RATING_MISSING = 3.9, 0.45, 0.08, 0.02
+PRICE_PREF_SLOPE = 0.9  # log user_price_pref = LOG_PRICE_REF + slope * (1 - sensitivity) + noise
+PRICE_PREF_NOISE = 0.05
+RATING_MEAN, RATING_SCALE, RATING_NOISE, RATING_MISSING = 3.7, 0.5, 0.05, 0.02
 
 # click logit = B_CLICK + relevance + position + device + hour
-B_CLICK = -2.45
+B_CLICK = -2.2
 W_POSITION = 1.0  # times log1p(position)
 W_INTEREST = 2.6  # times sqrt(theta[user, category])
 W_QUALITY = 0.35
+W_TRUST = 0.3  # trusted brands attract clicks a little
 W_CHEAP = 0.35  # times the item's log price below its category's level, in sd units
 DEVICE_CLICK = (0.1, 0.0, -0.15)
 W_HOUR = 0.15  # times cos(2 pi (hour - 20) / 24): evenings click more
-CLICK_CENTER = 1.4  # about the mean click relevance of clicked rows
+CLICK_CENTER = 1.45  # about the mean click relevance of clicked rows
 # purchase | click logit = B_PURCHASE + mix(click relevance, own drivers) + device
-B_PURCHASE = -2.75
+B_PURCHASE = -2.45
 P_QUALITY = 0.6
-P_BRAND = 1.0  # times loyalty * trust
+P_BRAND = 0.6  # times loyalty * trust
 P_PRICE = 1.2  # times sensitivity * (log price - LOG_PRICE_REF)
 P_INTEREST = 1.0
 P_CHEAP = 0.3  # items cheap for their category convert worse (opposes W_CHEAP)
-OWN_CENTER = 0.9
+OWN_CENTER = 0.75
 SHARE_SCALE = 1.0  # click relevance rescaled into purchase's logit
 DEVICE_PURCHASE = (0.0, -0.1, 0.2)
 # add_to_cart | click logit = B_CART + half click relevance + half purchase relevance
@@ -234,12 +237,13 @@ def _users(rng: np.random.Generator, n: int, categories: int, popularity: np.nda
     history += np.bincount(np.repeat(np.arange(n), RECENT_CLICKS) * categories + recent,
                            minlength=n * categories).reshape(n, categories)  # fmt: skip
 
-    sensitivity = np.asarray(PRICE_SENSITIVITY)[segment] * rng.lognormal(0.0, SENSITIVITY_SPREAD, n)
+    sensitivity = np.maximum(np.asarray(PRICE_SENSITIVITY)[segment] + rng.normal(0.0, SENSITIVITY_SPREAD, n), 0.0)
     a, b = np.asarray(BRAND_LOYALTY).T
     loyalty = rng.beta(a[segment], b[segment])
     activity = np.asarray(ACTIVITY)[segment] * rng.lognormal(0.0, 0.7, n)
     # past orders: price-sensitive users paid less; a noisy proxy of sensitivity
-    price_pref = np.round(np.exp(LOG_PRICE_REF - 0.9 * np.log(sensitivity) + rng.normal(0.0, 0.1, n)), 2)
+    log_pref = LOG_PRICE_REF + PRICE_PREF_SLOPE * (1.0 - sensitivity) + rng.normal(0.0, PRICE_PREF_NOISE, n)
+    price_pref = np.round(np.exp(log_pref), 2)
     sessions = (1 + rng.poisson(8.0 * activity)).astype(np.float64)
 
     noisy = rng.random(n) < SEGMENT_LABEL_NOISE
@@ -278,7 +282,7 @@ def _items(rng: np.random.Generator, n: int, categories: int, brands: int) -> di
     price = np.round(np.exp(level[category] + PRICE_SPREAD * z_price + 0.15 * trust), 2) + 0.99
     quality = rng.normal(0.0, 1.0, n)
     rating = np.clip(RATING_MEAN + RATING_SCALE * quality + rng.normal(0.0, RATING_NOISE, n), 1.0, 5.0)
-    rating = np.where(rng.random(n) < RATING_MISSING, np.nan, np.round(rating, 1))
+    rating = np.where(rng.random(n) < RATING_MISSING, np.nan, np.round(rating, 2))
     by_category = np.argsort(category, kind="stable")
     count = np.bincount(category, minlength=categories)
     return {
@@ -304,7 +308,7 @@ def _funnel_probabilities(
     interest = np.sqrt(user["theta"].ravel()[u * categories + item["category"][i]])
     quality, cheapness = item["quality"][i], item["cheapness"][i]
     click_relevance = (
-        W_INTEREST * interest + W_QUALITY * quality + W_CHEAP * cheapness + user["bias"][u] + item["bias"][i]
+        W_INTEREST * interest + W_QUALITY * quality + W_TRUST * item["trust"][i] + W_CHEAP * cheapness + user["bias"][u] + item["bias"][i]
     )
     click_logit = (
         B_CLICK
