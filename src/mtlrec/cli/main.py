@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import typer
 
 import mtlrec
-from mtlrec.cli import demo, evaluate, models, predict, simulate, train
+import mtlrec.cli
 from mtlrec.errors import MtlrecError
 
 try:  # newer typer vendors click: its usage errors derive from typer.TyperException
@@ -22,8 +24,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for module in (demo, train, evaluate, predict, simulate, models):
-    app.command(name=module.NAME, help=module.run.__doc__)(module.run)
+# every module of mtlrec.cli with NAME and run() is a subcommand
+for info in pkgutil.iter_modules(mtlrec.cli.__path__):
+    module = importlib.import_module(f"mtlrec.cli.{info.name}")
+    if hasattr(module, "NAME"):
+        app.command(name=module.NAME, help=module.run.__doc__)(module.run)
 
 
 def _version(value: bool) -> None:
