@@ -42,6 +42,13 @@ def tiny_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def tiny_config_shared() -> dict[str, Any]:
+    """TINY_CONFIG for module- and session-scoped fixtures: one copy per session, so copy it
+    before editing."""
+    return copy.deepcopy(TINY_CONFIG)
+
+
+@pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A run directory trained once per session on TINY_CONFIG. Tests must not modify it (copy it)."""
     from mtlrec.config import ExperimentConfig

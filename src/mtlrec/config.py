@@ -78,6 +78,9 @@ class ModelConfig(_Sections):
     embedding_dim: int = Field(16, ge=1)
     tower_dims: tuple[int, ...] = (64,)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # the feature-interaction bottom of every model: mlp (the model's own MLPs) | dcn (DCN-v2 cross layers first)
+    bottom: Literal["mlp", "dcn"] = "mlp"
+    cross_layers: int = Field(2, ge=1)
 
 
 class WeightingConfig(_Sections):
@@ -96,6 +99,8 @@ class TrainConfig(_Strict):
     seed: int = 0
     threads: int | None = Field(None, ge=1)
     progress: bool = True
+    # gradient conflict in history.jsonl: every N steps; None: each epoch's last step; 0: never
+    conflict_every: int | None = Field(None, ge=0)
 
 
 class ExperimentConfig(_Strict):

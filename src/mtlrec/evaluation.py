@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import EncodedData
-from mtlrec.losses import to_predictions
+from mtlrec.losses import decode_regression, to_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import TaskSpec
@@ -21,22 +21,25 @@ Metrics = dict[str, dict[str, float]]
 
 @torch.no_grad()
 def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) -> dict[str, np.ndarray]:
-    """{task: [N] probabilities or values, or [N, K] class/label probabilities}."""
+    """{output: [N] probabilities or values, or [N, K] class/label probabilities}, for every output
+    of the model (the schema's tasks and derived ones such as ESMM's click_and_purchase)."""
     was_training = model.training
     model.eval()
-    parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.tasks}
+    parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.output_tasks}
     for batch in data.batches(batch_size):
         out = model(batch)
-        for t in model.tasks:
-            parts[t.name].append(to_predictions(t, out[t.name]))
+        for t in model.output_tasks:
+            parts[t.name].append(to_predictions(t, out[t.name], data.targets.get(t.name, (0.0, 1.0))))
     model.train(was_training)
     return {name: torch.cat(p).numpy() for name, p in parts.items()}
 
 
 def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
-    """Labels on their original scale (regression targets trained on log1p are mapped back)."""
-    y = data.labels[task.name].numpy()
-    return np.expm1(y) if task.transform == "log1p" else y
+    """Labels on their original scale (standardised, log1p regression targets are mapped back)."""
+    y = data.labels[task.name]
+    if task.kind != "regression":
+        return y.numpy()
+    return decode_regression(task, y.double(), data.targets.get(task.name, (0.0, 1.0))).numpy()
 
 
 def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
@@ -47,6 +50,13 @@ def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: Enco
         groups = data.groups[mask] if data.groups is not None else None
         out[t.name] = task_metrics(t.kind, t.metric_names, true_labels(t, data)[mask], preds[t.name][mask], groups)
     return out
+
+
+def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
+    """``evaluate`` over every output of ``model``: the schema's tasks and the derived ones (labels
+    built from the schema's). ``preds`` may be the model's or the schema tasks' true probabilities
+    (derived outputs missing there are computed from their parts)."""
+    return evaluate(model.output_tasks, model.complete(preds), model.with_derived(data))
 
 
 def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray] | None:

@@ -21,10 +21,11 @@ from mtlrec.data.encode import Encoder
 from mtlrec.data.sources import load_source
 from mtlrec.data.split import split_table
 from mtlrec.errors import ConfigError, RunError
-from mtlrec.evaluation import evaluate, oracle_predictions, predict
+from mtlrec.evaluation import evaluate_model, oracle_predictions, predict
 from mtlrec.models import build_model
 from mtlrec.spec import Schema
 from mtlrec.train.callbacks import Checkpoint, EarlyStopping, History, Progress
+from mtlrec.train.conflict import ConflictMonitor
 from mtlrec.train.monitor import resolve_monitor
 from mtlrec.train.trainer import Trainer
 from mtlrec.weighting import build_weighting
@@ -84,7 +85,7 @@ def run_experiment(
     monitor = resolve_monitor(cfg.train.monitor, tasks)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data.encoder.layout(), tasks)
-    weighting = build_weighting(cfg.weighting, tasks)
+    weighting = build_weighting(cfg.weighting, model.loss_tasks)  # derived outputs (ESMM's pCTCVR) included
     out = prepare_run_dir(Path(out), overwrite)
 
     resolved = cfg.model_copy(update={"schema_": data.schema})
@@ -94,7 +95,8 @@ def run_experiment(
     data.encoder.save(out / "encoder.json")
 
     stopper = EarlyStopping(monitor, cfg.train.patience)
-    callbacks = [History(out / "history.jsonl"), Checkpoint(out), stopper]
+    # the conflict monitor adds its measurements to the epoch record before History writes it
+    callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), Checkpoint(out), stopper]
     if cfg.train.progress:
         callbacks.append(Progress())
     Trainer(model, weighting, cfg.train, callbacks).fit(data.encoded["train"], data.encoded["valid"])
@@ -103,9 +105,9 @@ def run_experiment(
     metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
     for split in ("valid", "test"):
         enc = data.encoded[split]
-        metrics[split] = evaluate(tasks, predict(model, enc, cfg.train.eval_batch_size), enc)
+        metrics[split] = evaluate_model(model, predict(model, enc, cfg.train.eval_batch_size), enc)
     oracle = {s: oracle_predictions(data.tables[s], tasks) for s in ("valid", "test")}
     if all(p is not None for p in oracle.values()):
-        metrics["oracle"] = {s: evaluate(tasks, oracle[s], data.encoded[s]) for s in oracle}
+        metrics["oracle"] = {s: evaluate_model(model, oracle[s], data.encoded[s]) for s in oracle}
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -36,11 +36,18 @@ def task_losses(tasks: Sequence[TaskSpec], logits: dict[str, Tensor], batch: Ten
     return {t.name: masked_loss(t, logits[t.name], batch.labels[t.name], batch.masks[t.name]) for t in tasks}
 
 
-def to_predictions(task: TaskSpec, logits: Tensor) -> Tensor:
+def to_predictions(task: TaskSpec, logits: Tensor, target: tuple[float, float] = (0.0, 1.0)) -> Tensor:
     """Logits -> what a user reads: probabilities (binary, multiclass, multilabel) or values on the
-    label's original scale (regression)."""
+    label's original scale (regression; ``target`` is the label's standardisation (mean, std))."""
     if task.kind == "multiclass":
         return torch.softmax(logits, -1)
     if task.kind in ("binary", "multilabel"):
         return torch.sigmoid(logits)
-    return torch.expm1(logits) if task.transform == "log1p" else logits
+    return decode_regression(task, logits, target)
+
+
+def decode_regression(task: TaskSpec, values: Tensor, target: tuple[float, float]) -> Tensor:
+    """Standardised regression values -> the label's original scale."""
+    mean, std = target
+    values = values * std + mean
+    return values.expm1() if task.transform == "log1p" else values

@@ -141,9 +141,9 @@ def test_label_rates_match_the_oracle(table):
 
 def test_default_rates_and_oracle_aucs_are_realistic(table):
     click = col(table, "click") == 1
-    assert 0.05 < click.mean() < 0.12
-    assert 0.08 < col(table, "add_to_cart")[click].mean() < 0.22
-    assert 0.05 < col(table, "purchase")[click].mean() < 0.18
+    assert 0.10 < click.mean() < 0.22
+    assert 0.12 < col(table, "add_to_cart")[click].mean() < 0.30
+    assert 0.12 < col(table, "purchase")[click].mean() < 0.30
     assert 0.72 < auc(click, col(table, ORACLE_PREFIX + "click")) < 0.82
     buy = col(table, "purchase")[click]
     assert 0.70 < auc(buy, col(table, ORACLE_PREFIX + "purchase")[click]) < 0.85

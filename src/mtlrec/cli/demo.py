@@ -6,17 +6,17 @@ from pathlib import Path
 import typer
 
 NAME = "demo"
-MODELS = ("shared_bottom", "single_task")
+MODELS = ("shared_bottom", "mmoe", "ple", "single_task")
 
 
 def run(
     rows: int = typer.Option(200_000, "--rows", help="Simulated impressions."),
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the two run directories go (replaced)."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the run directories go, one per model (replaced)."),
     epochs: int = typer.Option(4, "--epochs", help="Training epochs per model."),
     seed: int = typer.Option(0, "--seed", help="Simulator and training seed."),
 ) -> None:
-    """Simulate a shop, train shared_bottom and the single_task baseline, print test metrics next
-    to the oracle (the best achievable, from the simulator's true probabilities)."""
+    """Simulate a shop, train shared_bottom, MMoE, PLE and the single_task baseline, print test metrics
+    next to the oracle (the best achievable, from the simulator's true probabilities)."""
     from mtlrec.cli.table import HEADLINE, markdown
     from mtlrec.config import ExperimentConfig
     from mtlrec.experiment import prepare, run_experiment

@@ -3,7 +3,7 @@ Dataset."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -37,9 +37,12 @@ class EncodedData(TensorBatch):
     """All rows of one split, plus what evaluation needs beside the tensors.
 
     groups: [N] int64 group ids for grouped metrics (GAUC), or None.
+    targets: {regression task: (mean, std)}: its labels (and the model's outputs) are standardised;
+      ``value = output * std + mean`` (then expm1 for log1p tasks) gives the original scale.
     """
 
     groups: np.ndarray | None = None
+    targets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def take(self, index: Tensor | slice) -> TensorBatch:
         return TensorBatch(

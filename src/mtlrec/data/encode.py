@@ -69,6 +69,7 @@ class Encoder:
         self.schema = schema
         self.vocabs_: dict[str, list[str]] = {}
         self.numeric_: dict[str, dict[str, float | bool]] = {}
+        self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, table: pa.Table, where: str = "train") -> "Encoder":
@@ -81,7 +82,21 @@ class Encoder:
                 self.vocabs_[f.name] = _vocabulary(as_lists(col, f.source, where, f.separator).flatten(), f)
             else:
                 self.numeric_[f.name] = self._fit_numeric(_feature_numbers(col, f, where), f)
+        self._fit_targets(table, where)
         return self
+
+    def _fit_targets(self, table: pa.Table, where: str) -> None:
+        """Mean and std of each regression label (after its transform) over its sample space, so the
+        model learns standardised targets whatever their scale."""
+        for t in self.schema.tasks:
+            if t.kind != "regression" or t.source not in table.column_names:
+                continue
+            if t.where and t.where not in table.column_names:
+                continue
+            mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+            y = self._label(table[t.source], t, mask, where)[mask].astype(np.float64)
+            std = float(y.std()) if len(y) else 1.0
+            self.targets_[t.name] = (float(y.mean()) if len(y) else 0.0, std if std > 0 else 1.0)
 
     @staticmethod
     def _fit_numeric(x: np.ndarray, f: FeatureSpec) -> dict[str, float | bool]:
@@ -164,6 +179,7 @@ class Encoder:
             labels=ys,
             masks=masks,
             groups=groups,
+            targets=dict(self.targets_),
         )
 
     def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> list[np.ndarray]:
@@ -199,7 +215,11 @@ class Encoder:
             mask = np.ones(n, dtype=bool)
             if t.where:
                 mask = as_binary(table[t.where], t.where, where).astype(bool)
-            ys[t.name] = torch.from_numpy(self._label(table[t.source], t, mask, where))
+            y = self._label(table[t.source], t, mask, where)
+            if t.name in self.targets_:
+                mean, std = self.targets_[t.name]
+                y = np.where(mask, (y - mean) / std, 0.0).astype(np.float32)
+            ys[t.name] = torch.from_numpy(y)
             masks[t.name] = torch.from_numpy(mask)
         return ys, masks
 
@@ -240,6 +260,7 @@ class Encoder:
             "schema": dataclasses.asdict(self.schema),
             "vocabularies": self.vocabs_,
             "numeric": self.numeric_,
+            "targets": self.targets_,
         }
 
     @classmethod
@@ -250,6 +271,7 @@ class Encoder:
             enc = cls(pydantic.TypeAdapter(Schema).validate_python(d["schema"]))
             enc.vocabs_ = {k: [str(v) for v in vs] for k, vs in d["vocabularies"].items()}
             enc.numeric_ = {k: dict(v) for k, v in d["numeric"].items()}
+            enc.targets_ = {k: (float(v[0]), float(v[1])) for k, v in d.get("targets", {}).items()}
             for f in enc.schema.features:
                 state = enc.numeric_ if f.kind == "numeric" else enc.vocabs_
                 if f.name not in state:

@@ -86,7 +86,7 @@ PRICE_PREF_NOISE = 0.05
 RATING_MEAN, RATING_SCALE, RATING_NOISE, RATING_MISSING = 3.7, 0.5, 0.05, 0.02
 
 # click logit = B_CLICK + relevance + position + device + hour
-B_CLICK = -2.15
+B_CLICK = -1.45
 W_POSITION = 1.0  # times log1p(position)
 W_INTEREST = 2.3  # times sqrt(theta[user, category])
 W_QUALITY = 0.35
@@ -97,7 +97,7 @@ DEVICE_CLICK = (0.1, 0.0, -0.15)
 W_HOUR = 0.15  # times cos(2 pi (hour - 20) / 24): evenings click more
 CLICK_CENTER = 1.55  # about the mean click relevance of clicked rows
 # purchase | click logit = B_PURCHASE + mix(click relevance, own drivers) + device
-B_PURCHASE = -2.5
+B_PURCHASE = -1.55
 P_QUALITY = 0.5
 P_BRAND = 0.4  # times loyalty * trust
 P_PRICE = 0.9  # times sensitivity * (log price - LOG_PRICE_REF)
@@ -106,7 +106,7 @@ P_CHEAP = 0.6  # items cheap for their category convert worse (opposes W_CHEAP)
 OWN_CENTER = 0.85  # about the mean of purchase's own drivers on clicked rows
 DEVICE_PURCHASE = (0.0, -0.1, 0.2)
 # add_to_cart | click logit = B_CART + half click relevance + half purchase relevance
-B_CART = -2.1
+B_CART = -1.5
 QUANTITY_RATE = 1.2  # quantity = 1 + Poisson(QUANTITY_RATE / (1 + price / QUANTITY_PRICE))
 QUANTITY_PRICE = 15.0
 

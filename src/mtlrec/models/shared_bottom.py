@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from mtlrec.data.batches import TensorBatch
 from mtlrec.models.base import MODELS, MultiTaskModel
-from mtlrec.nn import MLP, FeatureEmbedding
+from mtlrec.nn import MLP, FeatureEmbedding, feature_interaction
+from mtlrec.nn.dcn import Bottom
 from mtlrec.spec import InputLayout, TaskSpec
 
 
@@ -25,18 +26,21 @@ class SharedBottom(MultiTaskModel):
         embedding_dim: int = 16,
         tower_dims: tuple[int, ...] = (64,),
         dropout: float = 0.0,
+        bottom: Bottom = "mlp",
+        cross_layers: int = 2,
         bottom_dims: tuple[int, ...] = (256, 128),
     ) -> None:
         super().__init__(layout, tasks)
         self.embedding = FeatureEmbedding(layout, embedding_dim)
+        self.interaction = feature_interaction(bottom, self.embedding.out_dim, cross_layers)
         self.bottom = MLP(self.embedding.out_dim, bottom_dims, dropout=dropout)
         self.towers = nn.ModuleDict(
             {t.name: self.tower(self.bottom.out_dim, t, tower_dims, dropout) for t in self.tasks}
         )
 
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
-        h = self.bottom(self.embedding(batch))  # [B, bottom_dims[-1]]
+        h = self.bottom(self.interaction(self.embedding(batch)))  # [B, bottom_dims[-1]]
         return {t.name: self.logits(t, self.towers[t.name](h)) for t in self.tasks}
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        return [*self.embedding.parameters(), *self.bottom.parameters()]
+        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.bottom.parameters()]

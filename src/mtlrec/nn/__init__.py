@@ -1,6 +1,12 @@
-"""Reusable modules: the fused feature embedding and the MLP."""
+"""Reusable modules: the fused feature embedding, the MLP, the feature-interaction bottom (DCN-v2
+cross layers) and the mixture-of-experts blocks (experts, gates, CGC level)."""
 
+from mtlrec.nn.dcn import BOTTOMS, CrossNetwork, feature_interaction
 from mtlrec.nn.embedding import FeatureEmbedding
+from mtlrec.nn.experts import CGCLevel, Experts, Gate, mix, utilisation
 from mtlrec.nn.mlp import MLP
 
-__all__ = ["FeatureEmbedding", "MLP"]
+__all__ = [
+    "BOTTOMS", "CGCLevel", "CrossNetwork", "Experts", "FeatureEmbedding", "Gate", "MLP",
+    "feature_interaction", "mix", "utilisation",
+]  # fmt: skip

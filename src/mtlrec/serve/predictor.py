@@ -11,7 +11,7 @@ from mtlrec.artifacts import check_run_dir, load_tensors, read_yaml
 from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
-from mtlrec.evaluation import Metrics, evaluate, oracle_predictions, predict
+from mtlrec.evaluation import Metrics, evaluate_model, oracle_predictions, predict
 from mtlrec.models import build_model
 from mtlrec.models.base import MultiTaskModel
 
@@ -24,7 +24,8 @@ class Predictor:
 
     @property
     def tasks(self):
-        return self.model.tasks
+        """Every output: the schema's tasks and the model's derived ones (ESMM's click_and_purchase)."""
+        return self.model.output_tasks
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Predictor":
@@ -48,10 +49,10 @@ class Predictor:
     def evaluate(self, table: pa.Table, where: str = "data") -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""
         data = self.encoder.transform(table, where=where)
-        out = {"data": evaluate(self.tasks, predict(self.model, data, self.config.train.eval_batch_size), data)}
-        oracle = oracle_predictions(table, self.tasks)
+        out = {"data": evaluate_model(self.model, predict(self.model, data, self.config.train.eval_batch_size), data)}
+        oracle = oracle_predictions(table, self.model.tasks)
         if oracle is not None:
-            out["oracle"] = evaluate(self.tasks, oracle, data)
+            out["oracle"] = evaluate_model(self.model, oracle, data)
         return out
 
 

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 class Callback:
     def on_epoch_start(self, trainer: "Trainer", epoch: int, steps: int) -> None: ...
 
-    def on_step(self, trainer: "Trainer", step: int, losses: dict[str, Any], stats: dict[str, float]) -> None: ...
+    def on_step(
+        self, trainer: "Trainer", step: int, losses: dict[str, Any], stats: dict[str, float], batch: Any
+    ) -> None: ...
 
     def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
 
@@ -38,7 +40,7 @@ class Progress(Callback):
 
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{trainer.cfg.epochs}", file=sys.stderr, leave=False, disable=None)
 
-    def on_step(self, trainer, step, losses, stats):
+    def on_step(self, trainer, step, losses, stats, batch):
         if step % self.every == 0:
             self.bar.set_postfix({k: f"{float(v.detach()):.4f}" for k, v in losses.items()}, refresh=False)
         self.bar.update(1)

@@ -9,8 +9,8 @@ from typing import Sequence
 import torch
 
 from mtlrec.config import TrainConfig
-from mtlrec.data.batches import EncodedData
-from mtlrec.evaluation import evaluate, predict
+from mtlrec.data.batches import EncodedData, TensorBatch
+from mtlrec.evaluation import evaluate_model, predict
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
@@ -20,6 +20,16 @@ from mtlrec.weighting.base import LossWeighting
 def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def training_losses(model: MultiTaskModel, batch: TensorBatch) -> dict[str, torch.Tensor]:
+    """{output: loss} for every output in ``model.loss_tasks``, each masked to its sample space,
+    plus the model's auxiliary terms (e.g. AITM's calibrator) added to the outputs they name."""
+    out = model(batch)
+    losses = task_losses(model.loss_tasks, out, model.with_derived(batch))
+    for name, term in model.auxiliary_losses(out, batch).items():
+        losses[name] = losses[name] + term
+    return losses
 
 
 class Trainer:
@@ -38,7 +48,7 @@ class Trainer:
         self.epoch = 0
 
     def fit(self, train: EncodedData, valid: EncodedData) -> None:
-        cfg, model, tasks = self.cfg, self.model, self.model.tasks
+        cfg, model, tasks = self.cfg, self.model, self.model.loss_tasks
         params = [*model.parameters(), *self.weighting.parameters()]
         optimizer = make_optimizer([p for p in params if p.requires_grad], cfg)
         shared = model.shared_parameters()
@@ -53,22 +63,24 @@ class Trainer:
             sums = {t.name: torch.zeros(()) for t in tasks}
             for step, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, generator=generator)):
                 optimizer.zero_grad(set_to_none=True)
-                losses = task_losses(tasks, model(batch), batch)
+                losses = training_losses(model, batch)
                 stats = self.weighting.backward(losses, shared)
                 optimizer.step()
+                self.weighting.after_step(lambda b=batch: training_losses(model, b))
                 for name, loss in losses.items():
                     sums[name] += loss.detach()
                 for cb in self.callbacks:
-                    cb.on_step(self, step, losses, stats)
+                    cb.on_step(self, step, losses, stats, batch)
             train_loss = {name: float(s) / steps for name, s in sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "weights": self.weighting.weights(),
-                "valid": evaluate(tasks, predict(model, valid, cfg.eval_batch_size), valid),
+                "valid": evaluate_model(model, predict(model, valid, cfg.eval_batch_size), valid),
                 "seconds": round(time.perf_counter() - start, 3),
                 "samples_per_s": round(len(train) / (time.perf_counter() - start), 1),
+                **model.epoch_stats(),  # e.g. {"experts": {gate: {expert: mean weight}}}
             }
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)

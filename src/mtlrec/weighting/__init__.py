@@ -7,7 +7,18 @@ from typing import Sequence
 from mtlrec.config import WeightingConfig
 from mtlrec.hyper import build_registered
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting import static  # noqa: F401  (registers)
+from mtlrec.weighting import (  # noqa: F401  (registers)
+    cagrad,
+    dwa,
+    famo,
+    gradnorm,
+    mgda,
+    nash_mtl,
+    pcgrad,
+    rlw,
+    static,
+    uncertainty,
+)
 from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
 
 

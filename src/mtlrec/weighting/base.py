@@ -6,7 +6,7 @@ averages) and saves it with the run through ``state_dict``."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,9 @@ from mtlrec.spec import TaskSpec
 
 
 class LossWeighting(nn.Module):
-    """Base of every method. Subclasses take ``tasks`` plus typed keyword-only hyperparameters."""
+    """Base of every method. Subclasses take ``tasks`` plus typed keyword-only hyperparameters,
+    register with ``@WEIGHTINGS.register(name)``, and state their ``cost`` (extra backward passes
+    per step). State that must survive a checkpoint lives in parameters or buffers."""
 
     description = ""
     cost = "no extra backward passes"
@@ -34,6 +36,10 @@ class LossWeighting(nn.Module):
     def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
         """Set ``.grad`` of every parameter from the task losses; return stats to record."""
         raise NotImplementedError
+
+    def after_step(self, recompute: Callable[[], dict[str, Tensor]]) -> None:
+        """Called after each optimizer step. ``recompute()`` returns the task losses of the same
+        batch at the updated parameters (a forward pass, paid only by a method that calls it)."""
 
     def on_epoch_end(self, epoch: int, mean_losses: dict[str, float]) -> None:
         """Called after each epoch with the mean training loss per task."""

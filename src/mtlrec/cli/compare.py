@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+NAME = "compare"
+
+
+def _names(text: str, option: str) -> list[str]:
+    from mtlrec.errors import ConfigError
+
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ConfigError(f"{option}: expected a comma-separated list of names, got {text!r}")
+    return names
+
+
+def run(
+    config: Path = typer.Argument(..., help="Experiment YAML (see configs/conflict.yaml)."),
+    models: str = typer.Option("shared_bottom", "--models", help="Comma-separated models: shared_bottom,mmoe"),
+    weightings: str = typer.Option("static", "--weightings", help="Comma-separated methods: static,pcgrad,nash_mtl"),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per cell: train.seed, train.seed + 1, ..."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2"),
+    out: Path = typer.Option(None, "--out", help="Where runs and tables go (default runs/compare-<config>-<time>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out directory."),
+) -> None:
+    """Train every model x weighting (and the single_task baseline) over several seeds; print and
+    write (compare.md, compare.csv) each task's test metric, mean ± std over the seeds, with the
+    lift over single-task; NT marks negative transfer (worse than single-task by more than the two
+    standard deviations added)."""
+    from mtlrec.artifacts import write_text
+    from mtlrec.cli.table import HEADLINE, markdown
+    from mtlrec.compare import check_names, grid, run_grid, summarize, table, write_csv
+    from mtlrec.config import load_config
+    from mtlrec.errors import RunError
+
+    cfg = load_config(config, set_)
+    model_names, weighting_names = _names(models, "--models"), _names(weightings, "--weightings")
+    check_names(model_names, weighting_names)
+    out = out or Path("runs") / f"compare-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
+    runs = grid(model_names, weighting_names)
+    print(f"{len(runs)} configurations x {seeds} seeds = {len(runs) * seeds} runs into {out}/", file=sys.stderr)
+    tasks, results = run_grid(cfg, runs, seeds, out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    cells = summarize(tasks, results, HEADLINE)
+    header, rows = table(cells)
+    text = markdown(header, rows)
+    legend = (f"Test metric, mean ± std over {seeds} seed(s); (lift over single_task); NT: negative transfer "
+              "(worse than single_task by more than the two standard deviations added).")  # fmt: skip
+    write_text(out / "compare.md", f"{text}\n\n{legend}\n")
+    write_csv(out / "compare.csv", cells)
+    print(f"\n{text}\n\n{legend}\ntables: {out / 'compare.md'}, {out / 'compare.csv'}")

@@ -1,0 +1,55 @@
+"""MMoE, Multi-gate Mixture-of-Experts (Ma et al., KDD 2018): the tasks share a set of MLP experts,
+and each task mixes them with its own softmax gate, so tasks that conflict can use different
+experts while related tasks share them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from mtlrec.data.batches import TensorBatch
+from mtlrec.models.base import MODELS, MultiTaskModel
+from mtlrec.nn import Experts, FeatureEmbedding, Gate, feature_interaction, mix, utilisation
+from mtlrec.nn.dcn import Bottom
+from mtlrec.spec import InputLayout, TaskSpec
+
+
+@MODELS.register("mmoe")
+class MMoE(MultiTaskModel):
+    description = "shared MLP experts mixed by one softmax gate per task (Ma et al., KDD 2018)"
+
+    def __init__(
+        self,
+        layout: InputLayout,
+        tasks: Sequence[TaskSpec],
+        *,
+        embedding_dim: int = 16,
+        tower_dims: tuple[int, ...] = (64,),
+        dropout: float = 0.0,
+        bottom: Bottom = "mlp",
+        cross_layers: int = 2,
+        n_experts: int = 4,
+        expert_dims: tuple[int, ...] = (128,),
+    ) -> None:
+        super().__init__(layout, tasks)
+        self.embedding = FeatureEmbedding(layout, embedding_dim)
+        self.interaction = feature_interaction(bottom, self.embedding.out_dim, cross_layers)
+        d = self.embedding.out_dim
+        self.experts = Experts(d, n_experts, expert_dims, dropout=dropout)
+        names = [f"expert_{k}" for k in range(n_experts)]
+        self.gates = nn.ModuleDict({t.name: Gate(d, names) for t in self.tasks})
+        self.towers = nn.ModuleDict(
+            {t.name: self.tower(self.experts.out_dim, t, tower_dims, dropout) for t in self.tasks}
+        )
+
+    def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
+        x = self.interaction(self.embedding(batch))  # [B, d]
+        h = self.experts(x)  # [B, n_experts, D]
+        return {t.name: self.logits(t, self.towers[t.name](mix(self.gates[t.name](x), h))) for t in self.tasks}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.experts.parameters()]
+
+    def epoch_stats(self) -> dict:
+        return utilisation(self.gates)

@@ -1,0 +1,137 @@
+"""Mixture-of-experts building blocks: a bank of MLP experts computed in one batched product per
+layer, a softmax gate that records how much weight it gives each expert, and one CGC level
+(Customized Gate Control, the building block of PLE)."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class Experts(nn.Module):
+    """``n`` independent MLP experts (Linear -> ReLU -> Dropout per layer).
+
+    [B, in_dim] (one input for all) or [n, B, in_dim] (one input per expert) -> [B, n, dims[-1]].
+    The weights of all experts are one [n, in, out] tensor per layer, so a layer is one batched
+    matrix product, not a Python loop over experts.
+    """
+
+    def __init__(self, in_dim: int, n: int, dims: Sequence[int], *, dropout: float = 0.0) -> None:
+        super().__init__()
+        if n < 1 or not dims:
+            raise ValueError(f"experts: need n >= 1 and at least one layer, got n={n}, dims={tuple(dims)}")
+        self.n = n
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d in dims:
+            bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default initialisation, per expert
+            self.weights.append(nn.Parameter(torch.empty(n, in_dim, d).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n, 1, d).uniform_(-bound, bound)))
+            in_dim = d
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.out_dim = in_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x if x.dim() == 3 else x.unsqueeze(0).expand(self.n, *x.shape)  # [n, B, in]
+        for w, b in zip(self.weights, self.biases):
+            h = self.dropout(torch.relu(torch.baddbmm(b, h, w)))  # [n, B, d]
+        return h.transpose(0, 1)  # [B, n, D]
+
+
+class Gate(nn.Module):
+    """softmax(Linear(x)) over named experts: [B, in_dim] -> [B, n].
+
+    While training it sums its weights per expert, so a model can report which experts each task
+    uses (``utilisation``); the sum stays on the device (no sync per step).
+    """
+
+    def __init__(self, in_dim: int, experts: Sequence[str]) -> None:
+        super().__init__()
+        self.experts = tuple(experts)
+        self.linear = nn.Linear(in_dim, len(self.experts))
+        self._sum: Tensor | None = None
+        self._rows = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = torch.softmax(self.linear(x), -1)  # [B, n]
+        if self.training:
+            s = w.detach().sum(0)
+            self._sum = s if self._sum is None else self._sum + s
+            self._rows += x.shape[0]
+        return w
+
+    def utilisation(self) -> dict[str, float] | None:
+        """{expert: mean weight} over the rows seen while training since the last call (then reset);
+        None when there were none."""
+        if self._sum is None or self._rows == 0:
+            return None
+        mean = (self._sum / self._rows).tolist()
+        self._sum, self._rows = None, 0
+        return {name: round(v, 6) for name, v in zip(self.experts, mean)}
+
+
+def mix(weights: Tensor, experts: Tensor) -> Tensor:
+    """Gate-weighted sum of expert outputs: [B, n] x [B, n, D] -> [B, D]."""
+    return (weights.unsqueeze(-1) * experts).sum(1)  # on CPU much faster than B tiny bmm's
+
+
+def utilisation(gates: Mapping[str, Gate]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"experts": {gate: {expert: mean weight}}}`` for a model's epoch statistics (see
+    ``MultiTaskModel.epoch_stats``); empty when no gate has seen training rows."""
+    out = {name: u for name, g in gates.items() if (u := g.utilisation()) is not None}
+    return {"experts": out} if out else {}
+
+
+class CGCLevel(nn.Module):
+    """One extraction level of PLE (Tang et al., RecSys 2020).
+
+    Each task has ``n_specific`` experts of its own and all tasks share ``n_shared``; task t's gate
+    mixes its own and the shared experts (on t's input). Unless ``last``, a shared gate mixes every
+    expert of the level (on the shared input) into the shared input of the next level.
+
+    forward(inputs: {task: [B, in_dim]}, shared: [B, in_dim]) -> ({task: [B, D]}, [B, D] or None)
+    Expert names in gates: ``shared_k`` and ``own_k`` (task gates), ``<task>_k`` (the shared gate).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        tasks: Sequence[str],
+        *,
+        n_shared: int,
+        n_specific: int,
+        dims: Sequence[int],
+        dropout: float = 0.0,
+        last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.task_names = tuple(tasks)
+        self.n_specific = n_specific
+        self.shared = Experts(in_dim, n_shared, dims, dropout=dropout)
+        # every task's own experts in one bank (one product per layer): task i owns i*n_specific...
+        self.specific = Experts(in_dim, len(tasks) * n_specific, dims, dropout=dropout)
+        own = [f"own_{k}" for k in range(n_specific)] + [f"shared_{k}" for k in range(n_shared)]
+        self.gates = nn.ModuleDict({t: Gate(in_dim, own) for t in tasks})
+        every = [f"{t}_{k}" for t in tasks for k in range(n_specific)] + [f"shared_{k}" for k in range(n_shared)]
+        self.shared_gate = None if last else Gate(in_dim, every)
+        self.out_dim = self.shared.out_dim
+
+    def forward(self, inputs: Mapping[str, Tensor], shared: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+        common = self.shared(shared)  # [B, n_shared, D]
+        x = [inputs[t] for t in self.task_names]
+        if all(v is shared for v in x):  # the first level: one input for every expert
+            own = self.specific(shared)
+        else:  # the tasks' own inputs, each repeated for the task's experts: [T * n_specific, B, in]
+            own = self.specific(torch.stack(x).repeat_interleave(self.n_specific, 0))
+        k = self.n_specific  # gate weights: own experts first, then the shared ones (no concatenation)
+        out = {}
+        for t, v, o in zip(self.task_names, x, own.split(k, 1)):  # o: [B, n_specific, D]
+            w = self.gates[t](v)
+            out[t] = mix(w[:, :k], o) + mix(w[:, k:], common)
+        if self.shared_gate is None:
+            return out, None
+        w, n = self.shared_gate(shared), own.shape[1]  # over all [B, T * n_specific + n_shared] experts
+        return out, mix(w[:, :n], own) + mix(w[:, n:], common)

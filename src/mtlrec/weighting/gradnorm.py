@@ -1,0 +1,65 @@
+"""GradNorm (Chen et al., ICML 2018): learned weights w_t that balance the tasks' gradient norms.
+Task t's weighted gradient norm G_t = w_t |grad L_t| is pulled towards mean(G) * r_t^alpha, where
+r_t is its loss ratio L_t / L_t(step 0) relative to the mean ratio: a task that trains more slowly,
+or whose gradient is smaller, gets more weight; one whose gradient is 100x larger gets less. The
+weights are renormalised to sum to T after every step.
+
+Cost: T extra partial backward passes per step, through the towers to the shared representation
+(the paper's choice is the last shared layer, for the same reason); ``on: parameters`` takes the
+norms on all shared parameters instead: T extra full passes. No second-order gradients: the
+GradNorm loss's gradient in w is written directly."""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable, Sequence
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from mtlrec.spec import TaskSpec
+from mtlrec.weighting._grads import GradTarget, task_gradients
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+
+
+@WEIGHTINGS.register("gradnorm")
+class GradNorm(LossWeighting):
+    description = "learned weights that equalise the tasks' gradient norms, adjusted by training rate"
+    cost = "T extra partial backward passes per step, through the towers (on=parameters: T full ones)"
+
+    def __init__(
+        self,
+        tasks: Sequence[TaskSpec],
+        *,
+        alpha: Annotated[float, Field(ge=0)] = 1.5,
+        on: GradTarget = "representation",
+    ) -> None:
+        super().__init__(tasks)
+        self.alpha, self.on = alpha, on
+        t = len(self.tasks)
+        self.w = nn.Parameter(torch.ones(t))  # updated by the trainer's optimizer from the GradNorm loss
+        self.register_buffer("initial_losses", torch.full((t,), float("nan")))
+
+    def weights(self) -> dict[str, float]:
+        return dict(zip(self.names, self.w.detach().tolist()))
+
+    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+        values = torch.stack([losses[t] for t in self.names])  # [T]
+        norms = task_gradients([losses[t] for t in self.names], shared, self.on).norm(dim=1)  # [T] |grad L_t|
+        with torch.no_grad():
+            detached = values.detach()
+            fresh = torch.isnan(self.initial_losses) & (detached > 0)
+            self.initial_losses.copy_(torch.where(fresh, detached, self.initial_losses))
+            ratio = torch.nan_to_num(detached / self.initial_losses, nan=1.0, posinf=1.0)
+            ratio = ratio / ratio.mean().clamp_min(1e-12)
+            g = self.w * norms  # G_t
+            target = g.mean() * ratio**self.alpha
+            # d/dw_t of sum_t |G_t - target_t| with the target held constant, as in the paper
+            self.w.grad = torch.sign(g - target) * norms
+        (self.w.detach() * values).sum().backward()
+        return {}
+
+    def after_step(self, recompute: Callable[[], dict[str, Tensor]]) -> None:
+        with torch.no_grad():
+            self.w.clamp_(min=1e-3)
+            self.w.mul_(len(self.names) / self.w.sum())
