@@ -3,6 +3,7 @@ spaces, JSON persistence. Expected values are computed by hand with numpy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -61,7 +62,9 @@ def test_integer_and_float_ids_are_the_same_category():
 
 def test_the_encoder_is_fit_on_the_train_split_only(shop_table):
     tables = split_table(shop_table, SplitConfig(method="user", column="user_id", valid=0.2, test=0.2))
-    enc = Encoder(default_schema()).fit(tables["train"])
+    base = default_schema()
+    schema = dataclasses.replace(base, features=(FeatureSpec("user_id", "categorical"), *base.features))
+    enc = Encoder(schema).fit(tables["train"])
     assert set(enc.vocabs_["user_id"]) == {str(u) for u in tables["train"]["user_id"].to_pylist()}
     user = [f.name for f in enc.schema.features if f.kind == "categorical"].index("user_id")
     assert (enc.transform(tables["train"]).cat[:, user] > 0).all()
@@ -351,3 +354,18 @@ def test_invalid_encoder_json_is_a_run_error(corrupt):
 def test_transform_before_fit_is_an_error():
     with pytest.raises(RuntimeError, match="before fit"):
         Encoder(schema(FeatureSpec("x", "numeric"))).transform(pa.table({"x": [1.0]}), labels=False)
+
+
+def test_regression_labels_are_standardised_on_their_sample_space_and_decoded_back(shop_table):
+    from mtlrec.evaluation import true_labels
+
+    enc = Encoder(default_schema()).fit(shop_table)
+    out = enc.transform(shop_table)
+    task = enc.schema.task("order_value")
+    mask = out.masks["order_value"].numpy()
+    y = out.labels["order_value"].numpy()[mask].astype(np.float64)
+    assert abs(y.mean()) < 1e-5 and abs(y.std() - 1) < 1e-4
+    raw = shop_table["order_value"].to_numpy()[mask]
+    np.testing.assert_allclose(true_labels(task, out)[mask], raw, rtol=1e-5)
+    again = Encoder.from_dict(json.loads(json.dumps(enc.to_dict()))).transform(shop_table)
+    assert torch.equal(again.labels["order_value"], out.labels["order_value"])

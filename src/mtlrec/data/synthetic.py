@@ -205,14 +205,19 @@ def simulate(
 
 def default_schema(categories: int = 20) -> Schema:
     """The schema of ``simulate(categories=...)``: what a config naming ``data.source: synthetic``
-    gets when it gives no schema of its own."""
+    gets when it gives no schema of its own.
+
+    ``user_id`` and ``item_id`` stay out of the features: each has only ~10-20 impressions at the
+    default size and carries little hidden signal (per-user and per-item biases are small), so their
+    embeddings memorise the train split after one epoch (measured: shared-bottom click AUC 0.733 with
+    them, 0.784 without, oracle 0.792). They remain in the data: GAUC groups by ``user_id``."""
     if isinstance(categories, bool) or not isinstance(categories, (int, np.integer)) or categories < 2:
         raise ValueError(
             f"default_schema: categories must be an integer >= 2 (interests is a multilabel task), "
             f"got {categories!r}"
         )
-    categorical = ("user_id", "item_id", "category", "brand", "device", "hour", "position")
-    features = [FeatureSpec(name, "categorical", min_count=1) for name in categorical]
+    categorical = ("category", "brand", "device", "hour", "position")
+    features = [FeatureSpec(name, "categorical") for name in categorical]
     features += [
         FeatureSpec("price", "numeric", transform="log1p"),
         FeatureSpec("item_rating", "numeric"),
