@@ -57,7 +57,8 @@ def test_default_is_each_epochs_last_step(tiny_config_shared, prepared, tmp_path
     for epoch, record in enumerate(history, start=1):
         (entry,) = record["conflict"]
         assert entry["step"] == epoch * steps
-        assert list(entry["grad_norm"]) == names and all(v > 0 for v in entry["grad_norm"].values())
+        assert list(entry["grad_norm"]) == names and all(v >= 0 for v in entry["grad_norm"].values())
+        assert entry["grad_norm"]["click"] > 0  # (a post-click task may have no rows in a small last batch)
         assert len(entry["cosine"]) == len(names) * (len(names) - 1) // 2
         assert all(c is None or -1.0 <= c <= 1.0 for c in entry["cosine"].values())
         assert entry["weights"] == record["weights"]

@@ -18,7 +18,9 @@ from mtlrec.weighting import WEIGHTINGS, build_weighting
 
 METHODS = WEIGHTINGS.names()
 TASKS = [TaskSpec("a", "binary"), TaskSpec("b", "binary"), TaskSpec("c", "regression")]
-GRADIENT_ON = {name: ["parameters", "representation"] for name in METHODS if "on" in keyword_parameters(WEIGHTINGS.get(name))}
+GRADIENT_ON = {  # methods with an ``on`` hyperparameter run on both targets
+    name: ["parameters", "representation"] for name in METHODS if "on" in keyword_parameters(WEIGHTINGS.get(name))
+}
 
 
 class Toy(nn.Module):
@@ -31,14 +33,16 @@ class Toy(nn.Module):
 
     def losses(self):
         h = self.bottom(self.x)
-        return {t.name: ((head(h).squeeze(-1) - y) ** 2).mean() * (i + 1) for i, (t, head, y) in enumerate(zip(TASKS, self.heads, self.y))}
+        parts = zip(TASKS, self.heads, self.y)
+        return {t.name: ((head(h).squeeze(-1) - y) ** 2).mean() * (i + 1) for i, (t, head, y) in enumerate(parts)}
 
     def shared_parameters(self):
         return list(self.bottom.parameters())
 
 
 def test_all_methods_of_the_issue_are_registered():
-    expected = {"static", "equal", "uncertainty", "gradnorm", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "nash_mtl", "famo"}
+    expected = {"static", "equal", "uncertainty", "gradnorm", "dwa", "rlw",
+                "pcgrad", "mgda", "cagrad", "nash_mtl", "famo"}  # fmt: skip
     assert expected <= set(METHODS)
 
 
