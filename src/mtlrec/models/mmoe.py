@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mtlrec.data.batches import TensorBatch
 from mtlrec.models.base import MODELS, MultiTaskModel
-from mtlrec.nn import Experts, FeatureEmbedding, Gate, feature_interaction, mix, utilisation
+from mtlrec.nn import Experts, FeatureEmbedding, Gate, feature_interaction, mix_tasks, utilisation
 from mtlrec.nn.dcn import Bottom
 from mtlrec.spec import InputLayout, TaskSpec
 
@@ -45,8 +46,9 @@ class MMoE(MultiTaskModel):
 
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
         x = self.interaction(self.embedding(batch))  # [B, d]
-        h = self.experts(x)  # [B, n_experts, D]
-        return {t.name: self.logits(t, self.towers[t.name](mix(self.gates[t.name](x), h))) for t in self.tasks}
+        w = torch.stack([self.gates[t.name](x) for t in self.tasks], 1)  # [B, T, n_experts]
+        h = mix_tasks(w, self.experts(x)).unbind(1)  # T x [B, D]
+        return {t.name: self.logits(t, self.towers[t.name](v)) for t, v in zip(self.tasks, h)}
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [*self.embedding.parameters(), *self.interaction.parameters(), *self.experts.parameters()]

@@ -33,7 +33,7 @@ class PLE(MultiTaskModel):
         levels: int = 2,
         n_shared: int = 2,
         n_specific: int = 1,
-        expert_dims: tuple[int, ...] = (128,),
+        expert_dims: tuple[int, ...] = (64,),  # 8 experts of 64 per level ~ MMoE's 4 of 128
     ) -> None:
         super().__init__(layout, tasks)
         if levels < 1:
