@@ -16,9 +16,13 @@ from mtlrec.nn.dcn import Bottom
 from mtlrec.spec import InputLayout, TaskSpec
 
 
+ALL_TASKS = "all tasks"
+
+
 @MODELS.register("mmoe")
 class MMoE(MultiTaskModel):
     description = "shared MLP experts mixed by one softmax gate per task (Ma et al., KDD 2018)"
+    one_gate = False  # OMoE: a single gate, shared by all tasks
 
     def __init__(
         self,
@@ -39,19 +43,22 @@ class MMoE(MultiTaskModel):
         d = self.embedding.out_dim
         self.experts = Experts(d, n_experts, expert_dims, dropout=dropout)
         names = [f"expert_{k}" for k in range(n_experts)]
-        self.gates = nn.ModuleDict({t.name: Gate(d, names) for t in self.tasks})
+        keys = [ALL_TASKS] if self.one_gate else [t.name for t in self.tasks]
+        self.gates = nn.ModuleDict({k: Gate(d, names) for k in keys})
         self.towers = nn.ModuleDict(
             {t.name: self.tower(self.experts.out_dim, t, tower_dims, dropout) for t in self.tasks}
         )
 
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
         x = self.interaction(self.embedding(batch))  # [B, d]
-        w = torch.stack([self.gates[t.name](x) for t in self.tasks], 1)  # [B, T, n_experts]
-        h = mix_tasks(w, self.experts(x)).unbind(1)  # T x [B, D]
+        w = torch.stack([gate(x) for gate in self.gates.values()], 1)  # [B, gates, n_experts]
+        h = mix_tasks(w, self.experts(x)).unbind(1)  # gates x [B, D]
+        h = h * len(self.tasks) if self.one_gate else h  # one mixture for every task
         return {t.name: self.logits(t, self.towers[t.name](v)) for t, v in zip(self.tasks, h)}
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.experts.parameters()]
+        gates = [*self.gates.parameters()] if self.one_gate else []  # one gate is shared by every task
+        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.experts.parameters(), *gates]
 
     def epoch_stats(self) -> dict:
         return utilisation(self.gates)
