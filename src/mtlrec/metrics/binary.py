@@ -96,8 +96,11 @@ def calibration(y: np.ndarray, p: np.ndarray) -> float:
     return float(p.mean() / y.mean())
 
 
-def _confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int]:
-    """(tp, fp, fn, tn) at p >= THRESHOLD."""
+def _confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(tp, fp, fn, tn) at p >= THRESHOLD; None for empty input."""
+    y, p = pair_1d(y, p)
+    if y.size == 0:
+        return None
     truth = y > 0.5
     pred = p >= THRESHOLD
     tp = int(np.count_nonzero(truth & pred))
@@ -107,32 +110,28 @@ def _confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    y, p = pair_1d(y, p)
-    if y.size == 0:
+    if (c := _confusion(y, p)) is None:
         return NAN
-    tp, _, _, tn = _confusion(y, p)
-    return (tp + tn) / y.size
+    tp, fp, fn, tn = c
+    return (tp + tn) / (tp + fp + fn + tn)
 
 
 def precision(y: np.ndarray, p: np.ndarray) -> float:
-    y, p = pair_1d(y, p)
-    if y.size == 0:
+    if (c := _confusion(y, p)) is None:
         return NAN
-    tp, fp, _, _ = _confusion(y, p)
+    tp, fp, _, _ = c
     return float(safe_ratio(tp, tp + fp))
 
 
 def recall(y: np.ndarray, p: np.ndarray) -> float:
-    y, p = pair_1d(y, p)
-    if y.size == 0:
+    if (c := _confusion(y, p)) is None:
         return NAN
-    tp, _, fn, _ = _confusion(y, p)
+    tp, _, fn, _ = c
     return float(safe_ratio(tp, tp + fn))
 
 
 def f1(y: np.ndarray, p: np.ndarray) -> float:
-    y, p = pair_1d(y, p)
-    if y.size == 0:
+    if (c := _confusion(y, p)) is None:
         return NAN
-    tp, fp, fn, _ = _confusion(y, p)
+    tp, fp, fn, _ = c
     return float(safe_ratio(2 * tp, 2 * tp + fp + fn))
