@@ -51,9 +51,7 @@ def as_float(col: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
 
 def as_binary(col: pa.ChunkedArray, name: str, where: str, mask: np.ndarray | None = None) -> np.ndarray:
     """A 0/1 label column as float32; rows outside ``mask`` are not checked and become 0."""
-    values = as_float(col, name, where) if not pa.types.is_boolean(col.type) else (
-        np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
-    )
+    values = as_float(col, name, where)  # booleans cast to 0.0 / 1.0
     check = values if mask is None else np.where(mask, values, 0.0)
     bad = np.flatnonzero(~((check == 0) | (check == 1)))
     if len(bad):
