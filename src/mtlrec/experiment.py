@@ -51,9 +51,7 @@ def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
 def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
     source = load_source(cfg.data)
     schema = resolve_schema(cfg, source.schema)
-    needed = [f.source for f in schema.features] + [t.source for t in schema.tasks]
-    needed += [t.where for t in schema.tasks if t.where]
-    require_columns(source.table, needed, source.name)
+    require_columns(source.table, schema.columns(), source.name)
     return schema, split_table(source.table, cfg.data.split)
 
 

@@ -164,6 +164,14 @@ class Schema:
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
+    def columns(self, labels: bool = True) -> list[str]:
+        """The input columns the schema reads: features, and with ``labels`` the label and
+        sample-space columns."""
+        cols = [f.source for f in self.features]
+        if labels:
+            cols += [t.source for t in self.tasks] + [t.where for t in self.tasks if t.where]
+        return cols
+
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
             if t.name == name:

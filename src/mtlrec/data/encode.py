@@ -147,10 +147,7 @@ class Encoder:
         if not self.fitted:
             raise RuntimeError("Encoder.transform called before fit")
         n = table.num_rows
-        needed = [f.source for f in self.schema.features]
-        if labels:
-            needed += [t.source for t in self.schema.tasks] + [t.where for t in self.schema.tasks if t.where]
-        require_columns(table, needed, where)
+        require_columns(table, self.schema.columns(labels), where)
         feats = self.schema.features
         cat = [
             _lookup(as_strings(table[f.source], f.source, where), self.vocabs_[f.name])
