@@ -14,11 +14,14 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mtlrec.config import ExperimentConfig
 from mtlrec.metrics import METRIC_MODE
 from mtlrec.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from mtlrec.experiment import Prepared
 
 BASELINE = ("single_task", "static")
 Results = dict[tuple[str, str], list[dict[str, Any]]]
@@ -52,13 +55,16 @@ def run_grid(
     out: Path,
     *,
     log: Callable[[str], None] = print,
+    data: Prepared | None = None,
 ) -> tuple[Sequence[TaskSpec], Results]:
     """Train every run of ``runs`` with seeds ``cfg.train.seed + 0 .. seeds - 1`` into
-    ``out/<model>-<weighting>/seed<k>``; return the schema's tasks and each run's metrics.json."""
+    ``out/<model>-<weighting>/seed<k>``; return the schema's tasks and each run's metrics.json.
+    The data is encoded once (or passed in already encoded)."""
     from mtlrec.experiment import prepare, run_experiment
 
-    log("encoding the data once for every run ...")
-    data = prepare(cfg)
+    if data is None:
+        log("encoding the data once for every run ...")
+        data = prepare(cfg)
     results: Results = {}
     total, done, start = len(runs) * seeds, 0, time.perf_counter()
     for model, weighting in runs:

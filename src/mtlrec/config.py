@@ -7,7 +7,7 @@ each section against the constructor's typed keyword arguments."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -25,6 +25,14 @@ class _Sections(BaseModel):
     """Known fields plus one dict section per registered name (checked when built)."""
 
     model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str] = "name"  # what the sections are named after, for error messages
+
+    @pydantic.model_validator(mode="after")
+    def _sections_are_mappings(self) -> "_Sections":
+        for key, section in self.sections().items():
+            if not isinstance(section, dict):
+                raise ValueError(f"unknown key '{key}' (the options of a {self.kind} go in a mapping named after it)")
+        return self
 
     def sections(self) -> dict[str, dict[str, Any]]:
         return dict(self.model_extra or {})
@@ -63,17 +71,25 @@ class SplitConfig(_Strict):
         return self
 
 
-class DataConfig(_Strict):
+class DataConfig(_Sections):
     """source: 'synthetic' (the built-in shop simulator), 'file' (CSV or Parquet at ``path``), or a
-    public data set adapter name."""
+    public data set adapter name (``mtlrec datasets`` lists them). An adapter's options live in a
+    section named after it (``data.taobao_userbehavior.negatives``), checked when it is loaded."""
+
+    kind: ClassVar[str] = "source"
 
     source: str = "synthetic"
     path: str | None = None
     synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
 
+    @property
+    def name(self) -> str:  # what hyper.build_registered looks up
+        return self.source
+
 
 class ModelConfig(_Sections):
+    kind: ClassVar[str] = "model"
     name: str = "shared_bottom"
     embedding_dim: int = Field(16, ge=1)
     tower_dims: tuple[int, ...] = (64,)
@@ -84,7 +100,17 @@ class ModelConfig(_Sections):
 
 
 class WeightingConfig(_Sections):
+    kind: ClassVar[str] = "method"
     name: str = "static"
+
+
+class FusionConfig(_Sections):
+    """How task predictions become one ranking score: a registered fuser and one section of
+    hyperparameters per fuser name (``fusion.product.weights``), see ``mtlrec.rank.fusion``."""
+
+    kind: ClassVar[str] = "fuser"
+
+    name: str = "product"
 
 
 class TrainConfig(_Strict):
@@ -101,6 +127,11 @@ class TrainConfig(_Strict):
     progress: bool = True
     # gradient conflict in history.jsonl: every N steps; None: each epoch's last step; 0: never
     conflict_every: int | None = Field(None, ge=0)
+    # embedding tables: rowwise (Adam on the batch's rows only, same result as dense Adam; no weight
+    # decay on the tables) | dense (the optimizer above over the whole tables)
+    embedding_update: Literal["rowwise", "dense"] = "rowwise"
+    # bfloat16: the forward and backward passes under CPU autocast (matrix products in bfloat16)
+    precision: Literal["float32", "bfloat16"] = "float32"
 
 
 class ExperimentConfig(_Strict):
@@ -109,19 +140,9 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = ModelConfig()
     weighting: WeightingConfig = WeightingConfig()
     train: TrainConfig = TrainConfig()
+    fusion: FusionConfig | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @pydantic.field_validator("model", "weighting", mode="after")
-    @classmethod
-    def _sections_are_mappings(cls, value: _Sections, info: pydantic.ValidationInfo) -> _Sections:
-        for key, section in value.sections().items():
-            if not isinstance(section, dict):
-                raise ValueError(
-                    f"unknown key '{key}' (hyperparameters go in a section named after the "
-                    f"{info.field_name}, e.g. {info.field_name}.<name>.<parameter>)"
-                )
-        return value
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -52,7 +52,7 @@ def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
     source = load_source(cfg.data)
     schema = resolve_schema(cfg, source.schema)
     require_columns(source.table, schema.columns(), source.name)
-    return schema, split_table(source.table, cfg.data.split)
+    return schema, source.splits or split_table(source.table, cfg.data.split)  # a data set's own splits first
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:

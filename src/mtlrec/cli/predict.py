@@ -12,8 +12,12 @@ def run(
     data: Path = typer.Argument(..., metavar="DATA", help="CSV or Parquet with the feature columns."),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet: one column per task (or per class)."),
     keep: str = typer.Option("", "--keep", help="Input columns to copy to the output, e.g. request_id,item_id."),
+    lists: bool = typer.Option(False, "--lists", help="Write ranked lists instead: per --group, one list per task plus the fused one (RUN's fusion)."),
+    group: str = typer.Option("request_id", "--group", help="With --lists: the column whose rows are one request's candidates."),
+    item_id: str = typer.Option("item_id", "--id", help="With --lists: the column that names a candidate."),
+    top: int = typer.Option(None, "--top", help="With --lists: keep the first N of each list (default: all)."),
 ) -> None:
-    """Score rows with a trained run: probabilities for binary, multiclass and multilabel tasks, values for regression."""
+    """Score rows with a trained run: probabilities for binary, multiclass and multilabel tasks, values for regression. With --lists: one row per (request, list, rank)."""
     import pyarrow as pa
 
     from mtlrec.data.columns import require_columns
@@ -24,7 +28,24 @@ def run(
     table = read_table(data)
     kept = [c for c in keep.split(",") if c]
     require_columns(table, kept, f"{data.name} (--keep)")
-    preds = prediction_columns(predictor.tasks, predictor.predict(table, where=data.name))
-    columns = {c: table[c] for c in kept} | {name: pa.array(v) for name, v in preds.items()}
+    preds = predictor.predict(table, where=data.name)
+    if lists:
+        from mtlrec.errors import ConfigError
+        from mtlrec.rank.fusion import load_fusion
+        from mtlrec.rank.lists import grouped_lists, lists_table
+        from mtlrec.rank.study import group_column
+
+        if top is not None and top < 1:
+            raise ConfigError(f"--top: expected an integer >= 1, got {top}")
+        require_columns(table, [item_id], f"{data.name} (--id)")
+        fuser = load_fusion(run_dir)
+        ranked = grouped_lists(group_column(table, group, data.name), preds, fuser, table=table, k=top, where=data.name)
+        result = lists_table(ranked, table, group=group, item_id=item_id, keep=kept)
+        write_table(result, out)
+        print(f"wrote {result.num_rows:,} rows: {len(ranked)} lists ({', '.join(ranked)}) for "
+              f"{len(set(ranked['fused'].group.tolist())):,} '{group}' groups to {out}; fused: {fuser.describe()}")  # fmt: skip
+        return
+    cols = prediction_columns(predictor.tasks, preds)
+    columns = {c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()}
     write_table(pa.table(columns), out)
-    print(f"wrote {table.num_rows:,} rows x {len(preds)} prediction columns to {out}")
+    print(f"wrote {table.num_rows:,} rows x {len(cols)} prediction columns to {out}")

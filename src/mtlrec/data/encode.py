@@ -23,6 +23,7 @@ from mtlrec.data.columns import (
     as_strings,
     require_columns,
 )
+from mtlrec.data.lookup import VocabLookup
 from mtlrec.errors import DataError, RunError
 from mtlrec.spec import FeatureSpec, InputLayout, Schema, TaskSpec
 
@@ -40,12 +41,6 @@ def _vocabulary(values: pa.Array, spec: FeatureSpec) -> list[str]:
     if spec.max_size is not None:
         order = order[: spec.max_size]
     return [str(v) for v in vals[order]]
-
-
-def _lookup(values: pa.Array | pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
-    """Index into the vocabulary + 1; 0 for unseen or missing."""
-    idx = pc.index_in(values, value_set=pa.array(vocab, pa.string()))
-    return np.asarray(pc.add(idx, 1).fill_null(0), dtype=np.int64)
 
 
 def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
@@ -70,6 +65,7 @@ class Encoder:
         self.vocabs_: dict[str, list[str]] = {}
         self.numeric_: dict[str, dict[str, float | bool]] = {}
         self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
+        self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, table: pa.Table, where: str = "train") -> "Encoder":
@@ -149,11 +145,7 @@ class Encoder:
         n = table.num_rows
         require_columns(table, self.schema.columns(labels), where)
         feats = self.schema.features
-        cat = [
-            _lookup(as_strings(table[f.source], f.source, where), self.vocabs_[f.name])
-            for f in feats
-            if f.kind == "categorical"
-        ]
+        cat = [self._categorical(table[f.source], f, where) for f in feats if f.kind == "categorical"]
         seq = [self._sequence(table[f.source], f, where) for f in feats if f.kind == "sequence"]
         dense = [c for f in feats if f.kind == "numeric" for c in self._numeric(table[f.source], f, where)]
         width = max((s.shape[1] for s in seq), default=0)
@@ -192,10 +184,29 @@ class Encoder:
             z = (z - s["min"]) / max(s["max"] - s["min"], 1e-12)
         return [z, missing.astype(np.float64)] if s["indicator"] else [z]
 
+    def _vocab_lookup(self, name: str) -> VocabLookup:
+        look = self._lookups.get(name)
+        if look is None or look.vocab is not self.vocabs_[name]:
+            look = self._lookups[name] = VocabLookup(self.vocabs_[name])
+        return look
+
+    def _categorical(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+        look = self._vocab_lookup(f.name)
+        if pa.types.is_integer(col.type):  # ids as integers: no text needed (same result)
+            return look.integers(col)
+        return look.strings(as_strings(col, f.source, where))
+
     def _sequence(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
-        lists = as_lists(col, f.source, where, f.separator)
-        ids = _lookup(lists.flatten(), self.vocabs_[f.name])
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if pa.types.is_list(col.type) and pa.types.is_integer(col.type.value_type) and col.null_count == 0 \
+                and col.flatten().null_count == 0:  # fmt: skip
+            lists = col  # integer ids, no missing values: no text needed (same result)
+            ids = self._vocab_lookup(f.name).integers(col.flatten())
+        else:
+            lists = as_lists(col, f.source, where, f.separator)
+            ids = self._vocab_lookup(f.name).strings(lists.flatten())
         offsets = np.asarray(lists.offsets)
+        offsets = offsets - offsets[0]
         lengths = np.diff(offsets)
         row = np.repeat(np.arange(len(lengths)), lengths)
         pos = np.arange(len(ids)) - offsets[row]

@@ -1,11 +1,11 @@
 """Where an experiment's rows come from: the built-in shop simulator, a CSV/Parquet file, or a
-public data set adapter. Each source may provide a default schema."""
+public data set adapter (``mtlrec.data.datasets``). Each source may provide a default schema and
+predefined train/valid/test splits (e.g. a data set's own train and test files)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 
@@ -17,35 +17,73 @@ from mtlrec.spec import Schema
 
 @dataclass(frozen=True)
 class Source:
-    table: pa.Table
+    table: pa.Table  # every row (with predefined splits: their concatenation)
     schema: Schema | None  # the source's default schema, if it has one
     name: str  # how errors refer to it, e.g. the file name
+    splits: dict[str, pa.Table] | None = None  # predefined train/valid/test; None: split by data.split
 
 
-Loader = Callable[[DataConfig], Source]
-SOURCES: Registry[Loader] = Registry("data source")
+class DataSource:
+    """One kind of source. Options are typed keyword-only ``__init__`` arguments, configured in the
+    section ``data.<name>``; ``load`` reads ``data.path`` (and ``data.split`` where it splits itself)."""
+
+    registered_name: str
+    description: str = ""
+    path_help: str = ""  # what data.path must point at (empty: not read)
+    tasks: tuple[str, ...] = ()  # the default schema's tasks
+
+    def load(self, cfg: DataConfig) -> Source:
+        raise NotImplementedError
+
+
+SOURCES: Registry[DataSource] = Registry("data source")
 
 
 @SOURCES.register("synthetic")
-def _synthetic(cfg: DataConfig) -> Source:
-    from mtlrec.data.synthetic import default_schema, simulate
+class SyntheticSource(DataSource):
+    description = "built-in shop simulator with ground-truth probabilities (options: data.synthetic)"
+    tasks = ("click", "add_to_cart", "purchase", "order_value", "user_segment", "interests")
 
-    s = cfg.synthetic
-    table = simulate(
-        rows=s.rows, users=s.users, items=s.items, categories=s.categories, brands=s.brands,
-        page_size=s.page_size, correlation=s.correlation, seed=s.seed,
-    )
-    return Source(table, default_schema(s.categories), "synthetic data")
+    def load(self, cfg: DataConfig) -> Source:
+        from mtlrec.data.synthetic import default_schema, simulate
+
+        s = cfg.synthetic
+        table = simulate(
+            rows=s.rows, users=s.users, items=s.items, categories=s.categories, brands=s.brands,
+            page_size=s.page_size, correlation=s.correlation, seed=s.seed,
+        )
+        return Source(table, default_schema(s.categories), "synthetic data")
 
 
 @SOURCES.register("file")
-def _file(cfg: DataConfig) -> Source:
-    from mtlrec.data.readers import read_table
+class FileSource(DataSource):
+    description = "your own impressions: one CSV or Parquet file, described by the config's schema"
+    path_help = "a .csv/.csv.gz/.tsv/.parquet file (header row)"
 
-    if not cfg.path:
-        raise ConfigError("data.path: required when data.source is 'file'")
-    return Source(read_table(cfg.path), None, Path(cfg.path).name)
+    def load(self, cfg: DataConfig) -> Source:
+        from mtlrec.data.readers import read_table
+
+        if not cfg.path:
+            raise ConfigError("data.path: required when data.source is 'file'")
+        return Source(read_table(cfg.path), None, Path(cfg.path).name)
 
 
 def load_source(cfg: DataConfig) -> Source:
-    return SOURCES.get(cfg.source)(cfg)
+    """Build ``cfg.source`` with its options (every ``data.<source>`` section present is checked)."""
+    from mtlrec.hyper import build_registered
+
+    return build_registered(SOURCES, cfg, "data").load(cfg)
+
+
+def require_path(cfg: DataConfig) -> Path:
+    """``data.path`` as a Path that exists, or a ConfigError saying what the source expects."""
+    source = SOURCES.get(cfg.source)
+    if not cfg.path:
+        raise ConfigError(f"data.path: required when data.source is '{cfg.source}' ({source.path_help})")
+    path = Path(cfg.path)
+    if not path.exists():
+        raise ConfigError(f"data.path: {path} does not exist (data.source '{cfg.source}' reads {source.path_help})")
+    return path
+
+
+from mtlrec.data import datasets as _datasets  # noqa: E402,F401  (registers the public data set adapters)

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from mtlrec.artifacts import check_run_dir, load_tensors, read_yaml
 from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
 from mtlrec.evaluation import Metrics, evaluate_model, oracle_predictions, predict
+from mtlrec.losses import to_predictions
 from mtlrec.models import build_model
 from mtlrec.models.base import MultiTaskModel
+from mtlrec.rank.fusion import Fuser, default_fuser, load_fusion
+from mtlrec.serve.columns import Column, ColumnEncoder
 
 
 class Predictor:
-    def __init__(self, config: ExperimentConfig, encoder: Encoder, model: MultiTaskModel) -> None:
+    """A trained run ready to score: its config, encoder and model (in eval mode), and ``fuser``,
+    the fusion that turns task predictions into one ranking score (by default the run's, read on
+    first use with ``load_fusion``; pCTR only without a run directory)."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        encoder: Encoder,
+        model: MultiTaskModel,
+        *,
+        fuser: Fuser | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
         self.config = config
         self.encoder = encoder
         self.model = model.eval()
+        self.run_dir = run_dir
+        self._fuser = fuser
+        self._columns: ColumnEncoder | None = None
 
     @property
     def tasks(self):
@@ -39,12 +59,32 @@ class Predictor:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise RunError(f"{run_dir / 'model.safetensors'}: does not match the model in config.yaml ({first})") from None
-        return cls(config, encoder, model)
+        return cls(config, encoder, model, run_dir=run_dir)
+
+    @property
+    def fuser(self) -> Fuser:
+        if self._fuser is None:
+            self._fuser = load_fusion(self.run_dir) if self.run_dir else default_fuser(self.encoder.schema.tasks)
+        return self._fuser
 
     def predict(self, table: pa.Table, where: str = "data") -> dict[str, np.ndarray]:
         """{task: [N] or [N, K]} from raw rows (labels not needed)."""
         data = self.encoder.transform(table, labels=False, where=where)
         return predict(self.model, data, self.config.train.eval_batch_size)
+
+    def score(self, columns: Mapping[str, Column], n: int) -> dict[str, np.ndarray]:
+        """``predict`` for ``n`` rows given as Python values ({column: list, or Same(value)}), as a
+        validated JSON request holds them: no arrow table, one forward pass without autograd."""
+        if self._columns is None:
+            self._columns = ColumnEncoder(self.encoder)
+        batch = self._columns.encode(columns, n)
+        targets = self.encoder.targets_
+        with torch.inference_mode():
+            out = self.model(batch)
+            return {
+                t.name: to_predictions(t, out[t.name], targets.get(t.name, (0.0, 1.0))).numpy()
+                for t in self.model.output_tasks
+            }
 
     def evaluate(self, table: pa.Table, where: str = "data") -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""

@@ -14,12 +14,8 @@ from mtlrec.evaluation import evaluate_model, predict
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
+from mtlrec.train.optim import Optimizers
 from mtlrec.weighting.base import LossWeighting
-
-
-def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def training_losses(model: MultiTaskModel, batch: TensorBatch) -> dict[str, torch.Tensor]:
@@ -46,12 +42,34 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.stop = False
         self.epoch = 0
+        self.shared = model.shared_parameters()
+        self.optimizer: Optimizers | None = None  # opened by fit()
 
     def fit(self, train: EncodedData, valid: EncodedData) -> None:
+        self.optimizer = Optimizers(self.model, [*self.weighting.parameters()], self.cfg)
+        try:
+            self._fit(train, valid)
+        finally:
+            self.optimizer.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+
+    def _losses(self, batch: TensorBatch) -> dict[str, torch.Tensor]:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"):
+            return training_losses(self.model, batch)
+
+    def train_step(self, batch: TensorBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """One optimisation step on ``batch`` (inside ``fit``, which opens ``self.optimizer``):
+        (the task losses, the weighting's stats)."""
+        self.optimizer.zero_grad()
+        losses = self._losses(batch)
+        stats = self.weighting.backward(losses, self.shared)
+        self.optimizer.step()
+        self.weighting.after_step(lambda: self._losses(batch))
+        return losses, stats
+
+    def _fit(self, train: EncodedData, valid: EncodedData) -> None:
         cfg, model, tasks = self.cfg, self.model, self.model.loss_tasks
-        params = [*model.parameters(), *self.weighting.parameters()]
-        optimizer = make_optimizer([p for p in params if p.requires_grad], cfg)
-        shared = model.shared_parameters()
         generator = torch.Generator().manual_seed(cfg.seed)
         steps = -(-len(train) // cfg.batch_size)
         for epoch in range(1, cfg.epochs + 1):
@@ -62,15 +80,12 @@ class Trainer:
             model.train()
             sums = {t.name: torch.zeros(()) for t in tasks}
             for step, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, generator=generator)):
-                optimizer.zero_grad(set_to_none=True)
-                losses = training_losses(model, batch)
-                stats = self.weighting.backward(losses, shared)
-                optimizer.step()
-                self.weighting.after_step(lambda b=batch: training_losses(model, b))
+                losses, stats = self.train_step(batch)
                 for name, loss in losses.items():
                     sums[name] += loss.detach()
                 for cb in self.callbacks:
                     cb.on_step(self, step, losses, stats, batch)
+            self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(s) / steps for name, s in sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
             record = {
@@ -86,5 +101,3 @@ class Trainer:
                 cb.on_epoch_end(self, record)
             if self.stop:
                 break
-        for cb in self.callbacks:
-            cb.on_fit_end(self)

@@ -39,7 +39,9 @@ def flatten(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> Tensor:
     """One [P] vector from per-tensor gradients (None, for an unused tensor, becomes zeros)."""
     if not like:
         return torch.zeros(0)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, like)])
+    # an embedding table's gradient is sparse while the trainer updates it row-wise
+    dense = [(g.to_dense() if g.is_sparse else g) if g is not None else torch.zeros_like(p) for g, p in zip(grads, like)]
+    return torch.cat([g.reshape(-1) for g in dense])
 
 
 def write_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:

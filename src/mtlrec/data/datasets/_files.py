@@ -1,0 +1,235 @@
+"""Reading the public data sets' files as distributed: every cell is read as text first, so a
+malformed line is reported with its file and line number; typed columns are checked after."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from mtlrec.config import DataConfig, SplitConfig
+from mtlrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from mtlrec.data.sources import Source
+    from mtlrec.spec import Schema
+
+log = logging.getLogger("mtlrec.data")
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INTEGER = r"^[+-]?\d+$"
+TEXT_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".data", ".data.gz", ".test", ".test.gz")
+
+
+def _open_text(path: Path) -> IO[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", errors="replace")
+
+
+def first_line(path: Path) -> str:
+    with _open_text(path) as f:
+        return f.readline().rstrip("\r\n")
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A file read as rows (empty lines skipped); row 0 is on line ``first_line``."""
+
+    path: Path
+    first_line: int
+
+    def line(self, row: int) -> int:
+        """The line number of ``row``; the file is scanned again (only on the error path)."""
+        with _open_text(self.path) as f:
+            for number, text in enumerate(f, start=1):
+                if number >= self.first_line and text.rstrip("\r\n"):
+                    if row == 0:
+                        return number
+                    row -= 1
+        return self.first_line + row
+
+    def error(self, row: int, message: str) -> DataError:
+        return DataError(f"{self.path} line {self.line(row)}: {message}")
+
+
+def read_delimited(
+    path: Path, *, names: list[str] | None = None, delimiter: str = ",", nulls: tuple[str, ...] = ("",)
+) -> tuple[pa.Table, TextFile]:
+    """A delimited text file (.gz ok) as a table of strings. ``names``: the columns of a file without
+    a header row; None: the first line is the header. A line with the wrong number of fields is a
+    DataError naming the file and the line."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    header = names is None
+    if header:
+        names = [n.strip() for n in first_line(path).split(delimiter)]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise DataError(f"{path} line 1: column name(s) used twice in the header: {', '.join(dup)}")
+    bad: list[pacsv.InvalidRow] = []
+
+    def invalid(row: pacsv.InvalidRow) -> str:
+        bad.append(row)
+        return "error"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, null_values=list(nulls), strings_can_be_null=True
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as err:
+        if bad:
+            row = bad[0]
+            where = f"line {row.number}" if row.number is not None else "a line"
+            raise DataError(
+                f"{path} {where}: expected {row.expected_columns} fields separated by {delimiter!r}, "
+                f"got {row.actual_columns}: {row.text[:80]!r}"
+            ) from None
+        raise DataError(f"{path}: cannot read ({str(err).splitlines()[0]})") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no data rows")
+    return table, TextFile(path, 2 if header else 1)
+
+
+def read_lines(path: Path) -> tuple[pa.Array, np.ndarray]:
+    """The non-blank lines of a text file (.gz ok) and their line numbers."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with pa.input_stream(str(path), compression="detect") as f:
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    keep = np.flatnonzero([bool(line.strip()) for line in lines])
+    if not len(keep):
+        raise DataError(f"{path}: the file is empty")
+    return pa.array([lines[i] for i in keep], pa.string()), keep + 1
+
+
+def _checked(
+    table: pa.Table, name: str, file: TextFile, pattern: str, expected: str, *, missing: bool = False
+) -> pa.ChunkedArray:
+    """The column trimmed, every cell matching ``pattern`` (with ``missing``, empty cells -> null)."""
+    col = pc.utf8_trim_whitespace(table[name])
+    if missing:
+        col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+    ok = np.asarray(pc.match_substring_regex(col, pattern).fill_null(missing))
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        got = col[row].as_py()
+        got = "an empty cell" if got is None else repr(got)
+        raise file.error(row, f"column '{name}': expected {expected}, got {got}")
+    return col
+
+
+def numbers(table: pa.Table, name: str, file: TextFile, *, missing: bool = False) -> np.ndarray:
+    """A column of numbers as float64; with ``missing``, empty (or null) cells become NaN."""
+    text = _checked(table, name, file, _NUMBER, "a number", missing=missing)
+    return np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def integers(table: pa.Table, name: str, file: TextFile) -> np.ndarray:
+    """A column of integers as int64."""
+    text = _checked(table, name, file, _INTEGER, "an integer")
+    return np.asarray(pc.cast(text, pa.int64()), dtype=np.int64)
+
+
+def binary(table: pa.Table, name: str, file: TextFile) -> np.ndarray:
+    """A 0/1 label column as int8."""
+    text = _checked(table, name, file, _NUMBER, "a 0/1 label")
+    values = np.asarray(pc.cast(text, pa.float64()))
+    bad = np.flatnonzero((values != 0) & (values != 1))
+    if len(bad):
+        raise file.error(int(bad[0]), f"column '{name}': expected a 0/1 label, got {text[int(bad[0])].as_py()!r}")
+    return values.astype(np.int8)
+
+
+def find_split_files(folder: Path, source: str) -> dict[str, Path]:
+    """The train, test and (optional) validation files of a data set folder, by name: a file whose
+    name holds 'train', 'val' or 'test' and ends in a text suffix."""
+    found: dict[str, list[Path]] = {"train": [], "valid": [], "test": []}
+    for p in sorted(folder.iterdir()):
+        name = p.name.lower()
+        if not p.is_file() or not name.endswith(TEXT_SUFFIXES):
+            continue
+        for role, key in (("train", "train"), ("valid", "val"), ("test", "test")):
+            if key in name:
+                found[role].append(p)
+    for role, paths in found.items():
+        if len(paths) > 1:
+            raise DataError(f"{folder}: more than one {role} file ({', '.join(p.name for p in paths)})")
+    for role in ("train", "test"):
+        if not found[role]:
+            raise DataError(
+                f"{folder}: no {role} file for data source '{source}' "
+                f"(expected a file whose name contains '{role}', ending in .csv, .txt or .gz)"
+            )
+    return {role: paths[0] for role, paths in found.items() if paths}
+
+
+def predefined_splits(
+    tables: dict[str, pa.Table], split: SplitConfig, source: str, files: dict[str, Path]
+) -> dict[str, pa.Table]:
+    """train/valid/test from a data set's own files; without a validation file the test file is
+    split 1:1 (at random, seeded by data.split.seed) into valid and test, as in the MMoE paper."""
+    if split.method != "random":
+        raise ConfigError(
+            f"data.split.method: '{source}' uses the data set's own train/test files; "
+            f"only data.split.seed (which halves the test file into valid and test) applies"
+        )
+    names = tables["train"].column_names
+    for role, t in tables.items():
+        if t.column_names != names:
+            raise DataError(
+                f"{files[role]}: columns {', '.join(t.column_names[:6])}... differ from those of the train file "
+                f"{files['train'].name} ({', '.join(names[:6])}...)"
+            )
+    if "valid" not in tables:
+        test = tables["test"]
+        order = np.random.default_rng(split.seed).permutation(test.num_rows)
+        half = (test.num_rows + 1) // 2
+        tables = {
+            "train": tables["train"],
+            "valid": test.take(pa.array(np.sort(order[:half]))),
+            "test": test.take(pa.array(np.sort(order[half:]))),
+        }
+    return {name: tables[name] for name in ("train", "valid", "test")}
+
+
+def drop_unclicked(table: pa.Table, click: str, conversion: str, path: Path, option: str, keep: bool) -> pa.Table:
+    """Rows with a conversion but no click (raw Ali-CCP has some): log a warning with their count,
+    then drop them, or keep them (outside the conversion task's sample space: the clicked rows)."""
+    odd = (np.asarray(table[conversion]) == 1) & (np.asarray(table[click]) == 0)
+    n = int(odd.sum())
+    if n:
+        action = "kept (outside the post-click task's sample space)" if keep else f"dropped ({option}: keep keeps them)"
+        log.warning(f"{path}: {n} row(s) with {conversion}=1 but {click}=0; {action}")
+        if not keep:
+            table = table.filter(pa.array(~odd))
+    return table
+
+
+def file_or_split_files(
+    cfg: DataConfig, source: str, read: Callable[[Path], pa.Table], schema_of: Callable[[pa.Table], "Schema"]
+) -> "Source":
+    """``data.path`` is one file (split later by ``data.split``) or a folder of train/test (and
+    optional val) files, the data set's own splits; ``schema_of`` reads the default schema off the
+    (train) table."""
+    from mtlrec.data.sources import Source, require_path
+
+    path = require_path(cfg)
+    if path.is_file():
+        table = read(path)
+        return Source(table, schema_of(table), path.name)
+    files = find_split_files(path, source)
+    splits = predefined_splits({r: read(p) for r, p in files.items()}, cfg.split, source, files)
+    return Source(pa.concat_tables(splits.values()), schema_of(splits["train"]), path.name, splits)

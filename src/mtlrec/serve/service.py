@@ -1,0 +1,199 @@
+"""What the HTTP endpoints do, without HTTP: validated requests (plain dicts) -> JSON-ready answers.
+Kept apart from FastAPI so that benchmarks and tests can time and call it in process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+import mtlrec
+from mtlrec.artifacts import read_json
+from mtlrec.errors import RunError
+from mtlrec.rank.fusion import Fuser
+from mtlrec.rank.lists import FUSED, ranked_lists
+from mtlrec.serve.columns import Same
+from mtlrec.serve.predictor import Predictor
+from mtlrec.serve.schemas import ID, Limits, RequestModels, feature_help, request_models
+from mtlrec.spec import FeatureSpec, TaskSpec
+
+_KIND_OUTPUT = {
+    "binary": "probability",
+    "regression": "value",
+    "multiclass": "class probabilities",
+    "multilabel": "label probabilities",
+}
+
+
+class RequestError(ValueError):
+    """A request that passed its schema but not the rules between its fields (answered as 422)."""
+
+    def __init__(self, loc: Sequence[str | int], message: str, kind: str = "value_error") -> None:
+        super().__init__(message)
+        self.loc, self.message, self.kind = tuple(loc), message, kind
+
+
+def json_values(values: np.ndarray) -> list[Any]:
+    """A numpy array as JSON-ready lists; NaN and infinities -> None."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    return np.where(finite, values, np.array(None, dtype=object)).tolist()
+
+
+class Service:
+    """A Predictor behind the service's request models; ``score`` and ``recommend`` take validated
+    request bodies (``model_dump()`` of the generated models, or equal dicts)."""
+
+    def __init__(self, predictor: Predictor, limits: Limits = Limits()) -> None:
+        self.predictor = predictor
+        self.limits = limits
+        self.fuser = predictor.fuser
+        self.outputs = tuple(t.name for t in predictor.tasks)
+        if FUSED in self.outputs:
+            raise RunError(f"task '{FUSED}' has the name of the fused list; rename the task to serve this run")
+        features = {f.source: f for f in predictor.encoder.schema.features}
+        self.fusion_columns = _fusion_columns(self.fuser, predictor.tasks, features)
+        extra = [c for c in self.fusion_columns if c not in features]  # request fields beside the features
+        self.models: RequestModels = request_models(predictor.encoder, limits, extra)
+        self.started = time.time()
+        self.ranked = tuple(t.name for t in predictor.tasks if t.out_dim == 1)  # what ranked_lists ranks by
+
+    # -- endpoints -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        uptime = round(time.time() - self.started, 3)
+        return {"status": "ok", "model": self.predictor.config.model.name, "uptime_s": uptime}
+
+    def describe(self) -> dict[str, Any]:
+        """GET /v1/model: what the service scores and how to call it."""
+        p = self.predictor
+        run = {}
+        if p.run_dir is not None and (p.run_dir / "run.json").is_file():
+            run = read_json(p.run_dir / "run.json")
+        derived = {d.spec.name for d in p.model.derived}
+        tasks = []
+        for t in p.tasks:
+            info: dict[str, Any] = {"name": t.name, "kind": t.kind, "output": _KIND_OUTPUT[t.kind]}
+            if t.n_classes is not None:
+                info["n_classes"] = t.n_classes
+            if t.where:
+                info["where"] = t.where
+            if t.name in derived:
+                info["derived"] = True
+            tasks.append(info)
+        features = [
+            {"name": f.name, "column": f.source, "kind": f.kind, "help": feature_help(f, p.encoder)}
+            for f in p.encoder.schema.features
+        ]
+        return {
+            "model": p.config.model.name,
+            "description": type(p.model).description,
+            "version": {"mtlrec": mtlrec.__version__, "run": run},
+            "tasks": tasks,
+            "features": features,
+            "fusion": {
+                "name": self.fuser.registered_name,
+                "params": self.fuser.params(),
+                "formula": self.fuser.describe(),
+                "columns": list(self.fusion_columns),
+            },
+            "lists": [*self.ranked, FUSED],
+            "request": {"columns": list(self.models.columns), "candidate_id": ID},
+            "limits": {
+                "max_rows": self.limits.max_rows,
+                "max_candidates": self.limits.max_candidates,
+                "max_body_bytes": self.limits.max_body_bytes,
+            },
+        }
+
+    def score(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v1/score: {"rows": [...]} -> per-output predictions and the fused score, per row."""
+        rows = body["rows"]
+        columns = {c: [r[c] for r in rows] for c in self.models.columns}
+        preds = self.predictor.score(columns, len(rows))
+        fused = self.fuser(self._fusion_values(preds, columns, len(rows)))
+        return {
+            "predictions": {name: json_values(v) for name, v in preds.items()},
+            "fused": json_values(fused),
+        }
+
+    def recommend(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v1/recommend: context + candidates -> one ranked list per output and the fused one."""
+        context, candidates, k = body.get("context") or {}, body["candidates"], body.get("k", 10)
+        n = len(candidates)
+        columns = self.candidate_columns(context, candidates)
+        ids = [c[ID] for c in candidates]
+        if len(set(ids)) < n:
+            _first_repeat(ids)
+        preds = self.predictor.score(columns, n)
+        values = self._fusion_values(preds, columns, n)
+        table = pa.table({c: values[c] for c in self.fusion_columns}) if self.fusion_columns else None
+        lists = ranked_lists(preds, self.fuser, table=table, k=k)
+        return {
+            "lists": {
+                name: [{"id": ids[i], "score": s} for i, s in zip(r.index.tolist(), json_values(r.score))]
+                for name, r in lists.items()
+            },
+            "fusion": self.fuser.describe(),
+        }
+
+    # -- helpers -------------------------------------------------------------------------------
+    def candidate_columns(self, context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]) -> dict:
+        """{column: Same(value) if given in context, else each candidate's value}; a column must be
+        in exactly one of the two."""
+        columns: dict[str, Any] = {}
+        for col in self.models.columns:
+            if col in context:
+                clash = next((i for i, c in enumerate(candidates) if col in c), None)
+                if clash is not None:
+                    raise RequestError(
+                        ("candidates", clash, col), f"'{col}' is also given in context; give it in one place only"
+                    )
+                columns[col] = Same(context[col])
+                continue
+            try:
+                columns[col] = [c[col] for c in candidates]
+            except KeyError:
+                missing = next(i for i, c in enumerate(candidates) if col not in c)
+                raise RequestError(
+                    ("candidates", missing, col), "Field required (in context, or in every candidate)", "missing"
+                ) from None
+        return columns
+
+    def _fusion_values(self, preds: Mapping[str, np.ndarray], columns: Mapping[str, Any], n: int) -> dict:
+        """The fuser's inputs: task predictions and numeric request columns (None -> NaN)."""
+        values: dict[str, np.ndarray] = {}
+        for name in self.fuser.inputs:
+            if name in preds:
+                values[name] = preds[name]
+                continue
+            col = columns[name]
+            if isinstance(col, Same):
+                values[name] = np.full(n, np.nan if col.value is None else col.value, dtype=np.float64)
+            else:
+                values[name] = np.array(col, dtype=np.float64)  # None -> NaN
+        return values
+
+
+def _fusion_columns(fuser: Fuser, tasks: Sequence[TaskSpec], features: Mapping[str, FeatureSpec]) -> tuple[str, ...]:
+    """The fuser's inputs that are request columns, not predictions; checked to be numbers."""
+    widths = {t.name: t.out_dim for t in tasks}
+    for name in fuser.inputs:
+        if widths.get(name, 1) > 1:
+            raise RunError(f"fusion input '{name}' has one value per class; expected a binary or regression task")
+        if name in features and features[name].kind != "numeric":
+            raise RunError(f"fusion input '{name}' is a {features[name].kind} feature; expected a task or a number")
+    return tuple(name for name in fuser.inputs if name not in widths)
+
+
+def _first_repeat(ids: Sequence[Any]) -> None:
+    """Raise a RequestError naming the first candidate whose id an earlier one already has."""
+    seen: set[Any] = set()
+    for i, x in enumerate(ids):
+        if x in seen:
+            raise RequestError(("candidates", i, ID), f"id {x!r} is used by an earlier candidate")
+        seen.add(x)
+

@@ -1,0 +1,231 @@
+"""Optimizers for training: Adam(W) for the dense parameters, and a row-wise Adam for embedding
+tables that touches only the rows in the batch.
+
+A 1M-id field makes a 16M-float table; dense Adam reads and writes all of it (and its two moment
+tensors) on every step although a batch uses a few thousand rows. ``RowwiseAdam`` updates those
+rows only, from the table's sparse gradient, and still gives the parameters dense Adam would:
+a row that no batch touched for ``n`` steps had a zero gradient for ``n`` steps, so its moments
+only decayed (``m b1^n``, ``v b2^n``) while dense Adam kept moving it by
+``lr m_hat / sqrt(v_hat)`` per step. That movement is a geometric series in ``b1 / sqrt(b2)``
+(with the bias corrections of the steps it spans), added in closed form when the row is next
+touched, and for every row by ``flush()`` (before evaluation). The one approximation: ``eps`` is
+left out of the skipped steps' denominators (relative error ``eps / sqrt(v_hat)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mtlrec.config import TrainConfig
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small index ops (unique, index_add, gathers) on one thread: they take about a millisecond
+    there, while with two threads and another process busy on the machine each parallel region
+    waits for a descheduled thread (``unique`` of 40k ids measured 0.9 ms vs 200 ms)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class RowwiseAdam(torch.optim.Optimizer):
+    """Adam (no weight decay) for 2-d tables whose gradient is sparse (``nn.Embedding(sparse=True)``)
+    or dense (only its nonzero rows are updated). Call ``flush()`` before reading the weights."""
+
+    def __init__(
+        self, params: Iterable[nn.Parameter], *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:  # fmt: skip
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1 and b1 * b1 < b2):
+            raise ValueError(f"RowwiseAdam: need 0 <= b1, b2 < 1 and b1^2 < b2, got betas={betas}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        # the series r^k f(s + k) converges with r = b1 / sqrt(b2) < 1; terms below 1e-12 are dropped
+        self._r = b1 / math.sqrt(b2)
+        self._terms = max(1, math.ceil(math.log(1e-12) / math.log(self._r))) if self._r > 0 else 1
+        self._tables: dict[tuple[float, float], dict[str, Tensor]] = {}
+        self._seen: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # id(table) -> (ids, unique ids, inverse)
+
+    # -- the closed form of the skipped steps -------------------------------------------------------
+    def _series(self, betas: tuple[float, float], upto: int) -> dict[str, Tensor]:
+        """Per-step tables for s = 0..upto (at least), computed in chunks and kept (20 bytes a step):
+        ``tail[s]`` = sum_{k >= 1} r^k f(s + k), f(j) = sqrt(1 - b2^j) / (1 - b1^j): the dense-Adam
+        movement, in units of ``lr m / sqrt(v)``, of a row whose gradient is zero from step s + 1 on;
+        ``b1``, ``b2``, ``r``: b1^n, b2^n, r^n for a gap of n steps (gathers instead of powers)."""
+        t = self._tables.get(betas)
+        if t is None or len(t["tail"]) <= upto:
+            b1, b2 = betas
+            have = 0 if t is None else len(t["tail"])
+            k = torch.arange(1, self._terms + 1, dtype=torch.float64)
+            s = torch.arange(have, upto + 1024, dtype=torch.float64)
+            j = s[:, None] + k  # [S, K] the steps
+            f = torch.sqrt(1 - b2**j) / (1 - b1**j)
+            new = {"tail": (self._r**k * f).sum(1), "b1": b1**s, "b2": b2**s, "r": self._r**s}
+            t = new if t is None else {key: torch.cat([t[key], new[key]]) for key in t}
+            self._tables[betas] = t
+        return t
+
+    def _catch_up(self, last: Tensor, upto: int, m: Tensor, v: Tensor, group: dict) -> Tensor:
+        """Rows whose state is current at steps ``last`` [R], moments ``m``, ``v`` [R, dim] (copies)
+        -> their parameter change up to step ``upto``, their gradient having been zero since; ``m``
+        and ``v`` are brought to step ``upto`` in place."""
+        t = self._series(group["betas"], upto)
+        n = upto - last  # skipped steps: last + 1 .. upto
+        # sum_{k=1..n} r^k f(last + k) = W(last) - r^n W(upto)
+        moved = ((t["tail"][last] - t["r"][n] * t["tail"][upto]) * group["lr"]).to(m.dtype)
+        delta = m / v.sqrt().add_(group["eps"])
+        delta.mul_(moved[:, None])
+        m.mul_(t["b1"][n].to(m.dtype)[:, None])
+        v.mul_(t["b2"][n].to(v.dtype)[:, None])
+        return delta
+
+    def _rows(self, p: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+        """(row indices [R], their gradient [R, dim]), duplicate rows summed."""
+        if grad.is_sparse:  # uncoalesced: one entry per lookup; unique + index_add beats coalesce()
+            if grad.is_coalesced():
+                return grad.indices()[0], grad.values()
+            idx = grad._indices()[0]
+            seen = self._seen.pop(id(p), None)  # the lookup's ids, deduplicated before the forward pass
+            if seen is not None and seen[0].shape == idx.shape and torch.equal(seen[0], idx):
+                rows, inverse = seen[1], seen[2]
+            else:
+                rows, inverse = torch.unique(idx, return_inverse=True)
+            values = grad._values()  # [lookups, dim] -> [R, dim]; scatter_add_ measured 1.5x faster than index_add_
+            index = inverse[:, None].expand_as(values)
+            return rows, torch.zeros(len(rows), values.shape[1], dtype=values.dtype).scatter_add_(0, index, values)
+        rows = grad.ne(0).any(1).nonzero().squeeze(1)
+        return rows, grad.index_select(0, rows)
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:  # noqa: ANN001 (torch's signature)
+        with one_thread():
+            self._step()
+
+    def _step(self) -> None:
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    self._init_state(p, state)
+                state["step"] += 1
+                t = state["step"]
+                rows, g = self._rows(p, p.grad)
+                moments, last = state["moments"].index_select(0, rows), state["last"].index_select(0, rows)
+                m, v = moments[:, 0], moments[:, 1]  # views: updated in place
+                if bool((last < t - 1).any()):  # not caught up before the forward pass (see catch_up)
+                    delta = self._catch_up(last, t - 1, m, v, group)
+                else:
+                    delta = torch.zeros_like(g)
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(group["eps"])
+                delta.addcdiv_(m, denom, value=group["lr"] / (1 - b1**t))
+                p.index_add_(0, rows, delta, alpha=-1.0)
+                state["moments"].index_copy_(0, rows, moments)
+                state["last"].index_fill_(0, rows, t)
+
+    @staticmethod
+    def _init_state(p: Tensor, state: dict) -> None:
+        state["step"] = 0
+        state["moments"] = torch.zeros(p.shape[0], 2, *p.shape[1:], dtype=p.dtype)  # m and v of a row together
+        state["exp_avg"], state["exp_avg_sq"] = state["moments"][:, 0], state["moments"][:, 1]  # views
+        state["last"] = torch.zeros(p.shape[0], dtype=torch.long)  # the step each row is current at
+
+    @torch.no_grad()
+    def catch_up(self, p: Tensor, ids: Tensor) -> None:
+        """Bring the rows ``ids`` of table ``p`` up to the last step before they are read: the
+        gradient of the next step must be taken at the parameters dense Adam would have."""
+        state = self.state.get(p)
+        if not state:
+            return
+        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        with one_thread():
+            ids = ids.reshape(-1)
+            rows, inverse = torch.unique(ids, return_inverse=True)
+            self._seen[id(p)] = (ids, rows, inverse)  # the gradient of this lookup comes back with these ids
+            stale = state["last"].index_select(0, rows) < state["step"]
+            if bool(stale.any()):
+                self._update_rows(p, state, group, rows[stale])
+
+    def _update_rows(self, p: Tensor, state: dict, group: dict, rows: Tensor) -> None:
+        """Catch ``rows`` (unique) of ``p`` up to the last step."""
+        moments = state["moments"].index_select(0, rows)
+        delta = self._catch_up(state["last"].index_select(0, rows), state["step"], moments[:, 0], moments[:, 1], group)
+        p.index_add_(0, rows, delta, alpha=-1.0)
+        state["moments"].index_copy_(0, rows, moments)
+        state["last"].index_fill_(0, rows, state["step"])
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Bring every row up to the last step, so the tables hold what dense Adam would hold."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if state:
+                    last = state["last"]  # 0: never touched (moments 0, nothing to catch up)
+                    self._update_rows(p, state, group, ((last > 0) & (last < state["step"])).nonzero().squeeze(1))
+
+
+def embedding_tables(model: nn.Module) -> list[nn.Module]:
+    """The model's trainable embedding modules (``nn.Embedding`` and ``nn.EmbeddingBag``)."""
+    return [
+        m for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.weight.requires_grad
+    ]
+
+
+class Optimizers:
+    """The dense optimizer and, with ``train.embedding_update: rowwise``, the row-wise Adam of the
+    embedding tables, stepped together. While open, the tables' modules give sparse gradients and
+    bring the rows they are about to read up to date (a forward pre-hook); ``close()`` undoes both."""
+
+    def __init__(self, model: nn.Module, extra: Sequence[nn.Parameter], cfg: TrainConfig) -> None:
+        tables = embedding_tables(model) if cfg.embedding_update == "rowwise" else []
+        rowwise = {id(m.weight) for m in tables}
+        dense = [p for p in [*model.parameters(), *extra] if p.requires_grad and id(p) not in rowwise]
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        # fused: one kernel for all tensors (about 3x faster than foreach on CPU for this model's 0.5M)
+        self.dense = cls(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        self.rowwise = RowwiseAdam([m.weight for m in tables], lr=cfg.lr) if tables else None
+        self._undo = []
+        for m in tables:
+            handle = m.register_forward_pre_hook(self._before_lookup)
+            self._undo.append((m, m.sparse, handle))
+            m.sparse = True  # backward yields the rows used, not a dense [rows, dim] gradient
+
+    def _before_lookup(self, module: nn.Module, args: tuple) -> None:
+        if torch.is_grad_enabled():  # evaluation runs after flush(): nothing is stale then
+            self.rowwise.catch_up(module.weight, args[0])
+
+    def zero_grad(self) -> None:
+        self.dense.zero_grad(set_to_none=True)
+        if self.rowwise is not None:
+            self.rowwise.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.dense.step()
+        if self.rowwise is not None:
+            self.rowwise.step()
+
+    def flush(self) -> None:
+        """Make the tables current (before evaluating or saving the model)."""
+        if self.rowwise is not None:
+            self.rowwise.flush()
+
+    def close(self) -> None:
+        self.flush()
+        for m, sparse, handle in self._undo:
+            m.sparse = sparse
+            handle.remove()
+        self._undo = []
