@@ -116,6 +116,7 @@ class FusionConfig(_Sections):
 class TrainConfig(_Strict):
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
+    lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this after every epoch
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(1024, ge=1)
     eval_batch_size: int = Field(8192, ge=1)

@@ -138,3 +138,29 @@ def test_bfloat16_precision_trains_under_autocast(tiny_config_shared, prepared):
     assert dtypes == {(True, torch.float32), (False, torch.float32)}
     fp32 = evaluate_model(model, predict(model, valid), valid)["click"]["auc"]
     assert bf16 == pytest.approx(fp32, abs=0.02)
+
+
+def test_lr_decay_scales_both_optimizers_and_keeps_rowwise_equal_to_dense(tiny_config_shared, prepared, tmp_path):
+    raw = copy.deepcopy(tiny_config_shared)
+    raw["train"]["epochs"] = 3
+    rowwise, _ = _run(raw, prepared, tmp_path / "r", lr_decay=0.5, embedding_update="rowwise")
+    dense, _ = _run(raw, prepared, tmp_path / "d", lr_decay=0.5, embedding_update="dense")
+    plain, _ = _run(raw, prepared, tmp_path / "p", embedding_update="rowwise")
+    for name in rowwise:
+        torch.testing.assert_close(rowwise[name], dense[name], atol=1e-3, rtol=0)
+        assert (rowwise[name] - dense[name]).abs().median() < 1e-6
+    # the decay did something: smaller later steps give other weights than a constant rate
+    assert any((rowwise[n] - plain[n]).abs().max() > 1e-4 for n in rowwise)
+
+
+def test_scale_lr_multiplies_every_group():
+    from mtlrec.config import TrainConfig
+    from mtlrec.train.optim import Optimizers
+
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 1))
+    opt = Optimizers(model, [], TrainConfig(lr=0.01))
+    opt.scale_lr(0.5)
+    opt.scale_lr(0.5)
+    groups = [*opt.dense.param_groups, *(opt.rowwise.param_groups if opt.rowwise else [])]
+    assert opt.rowwise is not None and all(g["lr"] == pytest.approx(0.0025) for g in groups)
+    opt.close()

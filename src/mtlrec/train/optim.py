@@ -223,6 +223,14 @@ class Optimizers:
         if self.rowwise is not None:
             self.rowwise.flush()
 
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every learning rate by ``factor``. The tables are flushed first: the steps they
+        skipped so far are caught up at the rate those steps had."""
+        self.flush()
+        for opt in (self.dense, self.rowwise):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] *= factor
+
     def close(self) -> None:
         self.flush()
         for m, sparse, handle in self._undo:

@@ -101,3 +101,5 @@ class Trainer:
                 cb.on_epoch_end(self, record)
             if self.stop:
                 break
+            if cfg.lr_decay != 1.0:
+                self.optimizer.scale_lr(cfg.lr_decay)
