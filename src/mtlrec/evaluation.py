@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import EncodedData
-from mtlrec.losses import decode_regression, to_predictions
+from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import TaskSpec
@@ -27,9 +27,8 @@ def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) ->
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.output_tasks}
     for batch in data.batches(batch_size):
-        out = model(batch)
-        for t in model.output_tasks:
-            parts[t.name].append(to_predictions(t, out[t.name], data.targets.get(t.name, (0.0, 1.0))))
+        for name, p in output_predictions(model.output_tasks, model(batch), data.targets).items():
+            parts[name].append(p)
     model.train(was_training)
     return {name: torch.cat(p).numpy() for name, p in parts.items()}
 

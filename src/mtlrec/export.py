@@ -30,7 +30,7 @@ import mtlrec
 from mtlrec.artifacts import atomic_path, write_json
 from mtlrec.data.batches import TensorBatch
 from mtlrec.errors import RunError
-from mtlrec.losses import to_predictions
+from mtlrec.losses import output_predictions
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import InputLayout
 
@@ -74,9 +74,7 @@ class Scorer(nn.Module):
             if field not in given:
                 given[field] = torch.zeros((n, *shape), dtype=dtype, device=inputs[0].device)
         out = self.model(TensorBatch(given["cat"], given["seq"], given["dense"], labels={}, masks={}))
-        return tuple(
-            to_predictions(t, out[t.name], self.targets.get(t.name, (0.0, 1.0))) for t in self.model.output_tasks
-        )
+        return tuple(output_predictions(self.model.output_tasks, out, self.targets).values())
 
 
 def example_inputs(layout: InputLayout, rows: int = 2) -> tuple[Tensor, ...]:

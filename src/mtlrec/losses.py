@@ -46,6 +46,13 @@ def to_predictions(task: TaskSpec, logits: Tensor, target: tuple[float, float] =
     return decode_regression(task, logits, target)
 
 
+def output_predictions(
+    tasks: Sequence[TaskSpec], logits: dict[str, Tensor], targets: dict[str, tuple[float, float]]
+) -> dict[str, Tensor]:
+    """``to_predictions`` for every task; ``targets``: the regression labels' standardisation."""
+    return {t.name: to_predictions(t, logits[t.name], targets.get(t.name, (0.0, 1.0))) for t in tasks}
+
+
 def decode_regression(task: TaskSpec, values: Tensor, target: tuple[float, float]) -> Tensor:
     """Standardised regression values -> the label's original scale."""
     mean, std = target

@@ -14,7 +14,7 @@ from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
 from mtlrec.evaluation import Metrics, evaluate_model, oracle_predictions, predict
-from mtlrec.losses import to_predictions
+from mtlrec.losses import output_predictions
 from mtlrec.models import build_model
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.rank.fusion import Fuser, default_fuser, load_fusion
@@ -78,13 +78,9 @@ class Predictor:
         if self._columns is None:
             self._columns = ColumnEncoder(self.encoder)
         batch = self._columns.encode(columns, n)
-        targets = self.encoder.targets_
         with torch.inference_mode():
-            out = self.model(batch)
-            return {
-                t.name: to_predictions(t, out[t.name], targets.get(t.name, (0.0, 1.0))).numpy()
-                for t in self.model.output_tasks
-            }
+            out = output_predictions(self.model.output_tasks, self.model(batch), self.encoder.targets_)
+            return {name: p.numpy() for name, p in out.items()}
 
     def evaluate(self, table: pa.Table, where: str = "data") -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""
