@@ -97,6 +97,9 @@ class ModelConfig(_Sections):
     # the feature-interaction bottom of every model: mlp (the model's own MLPs) | dcn (DCN-v2 cross layers first)
     bottom: Literal["mlp", "dcn"] = "mlp"
     cross_layers: int = Field(2, ge=1)
+    # tasks with their own embeddings + MLP beside the model (logits added; see models/task_paths.py)
+    task_paths: tuple[str, ...] = ()
+    task_path_dims: tuple[int, ...] = (256, 128, 64)
 
 
 class WeightingConfig(_Sections):

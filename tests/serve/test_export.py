@@ -27,11 +27,11 @@ from mtlrec.models import MODELS, build_model
 onnxruntime = pytest.importorskip("onnxruntime", reason="ONNX parity needs onnxruntime (pip install 'mtlrec[export]')")
 
 
-def small_model(name, encoder, seed=0):
+def small_model(name, encoder, seed=0, task_paths=()):
     """A small model of the registry with embeddings spread out (std 0.5), so that every input moves
     the outputs."""
     section = {k: [8] for k in keyword_parameters(MODELS.get(name)) if k.endswith("_dims") and k != "tower_dims"}
-    spec = {"name": name, "embedding_dim": 4, "tower_dims": [8], name: section}
+    spec = {"name": name, "embedding_dim": 4, "tower_dims": [8], name: section, "task_paths": list(task_paths)}
     cfg = ExperimentConfig.model_validate({"model": spec})
     torch.manual_seed(seed)
     model = build_model(cfg.model, encoder.layout(), encoder.schema.tasks)
@@ -77,6 +77,14 @@ CASES = [(name, "torchscript") for name in MODELS.names()] + [(name, "onnx") for
 def test_exported_models_give_the_same_predictions(tmp_path, shop, name, fmt):
     encoder, data = shop
     model = small_model(name, encoder)
+    written = export_model(model, encoder.targets_, tmp_path, [fmt])
+    assert_parity(model, encoder, data, written[fmt], fmt)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_task_paths_are_part_of_the_exported_graph(tmp_path, shop, fmt):
+    encoder, data = shop
+    model = small_model("mmoe", encoder, task_paths=["interests"])
     written = export_model(model, encoder.targets_, tmp_path, [fmt])
     assert_parity(model, encoder, data, written[fmt], fmt)
 

@@ -7,12 +7,13 @@ import typer
 
 NAME = "demo"
 MODELS = ("shared_bottom", "mmoe", "ple", "single_task")
+PROFILE_TASKS = ("user_segment", "interests")  # their own embeddings + MLP beside each shared model
 
 
 def run(
     rows: int = typer.Option(200_000, "--rows", help="Simulated impressions."),
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the run directories go, one per model (replaced)."),
-    epochs: int = typer.Option(4, "--epochs", help="Training epochs per model."),
+    epochs: int = typer.Option(5, "--epochs", help="Training epochs per model."),
     seed: int = typer.Option(0, "--seed", help="Simulator and training seed."),
 ) -> None:
     """Simulate a shop, train shared_bottom, MMoE, PLE and the single_task baseline, print test metrics
@@ -21,9 +22,11 @@ def run(
     from mtlrec.config import ExperimentConfig
     from mtlrec.experiment import prepare, run_experiment
 
-    cfg = ExperimentConfig.model_validate(
-        {"data": {"synthetic": {"rows": rows, "seed": seed}}, "train": {"epochs": epochs, "seed": seed}}
-    )
+    cfg = ExperimentConfig.model_validate({
+        "data": {"synthetic": {"rows": rows, "seed": seed}},
+        "model": {"task_paths": PROFILE_TASKS},
+        "train": {"epochs": epochs, "seed": seed},
+    })
     start = time.perf_counter()
     print(f"simulating {rows:,} impressions and encoding them ...")
     data = prepare(cfg)

@@ -32,6 +32,10 @@ def run(
     params = {**defaults, **{k: getattr(cfg, k) for k in COMMON}, **cfg.section(cfg.name)}
     print("hyperparameters: " + ", ".join(f"{k}={_show(v)}" for k, v in params.items()))
     print(f"parameters: {total:,} ({shared:,} shared by all tasks)")
+    if hasattr(model, "task_paths"):
+        own = {n: sum(p.numel() for p in net.parameters()) for n, net in model.task_paths.nets.items()}
+        print("task paths (own embeddings + MLP " + _show(cfg.task_path_dims) + "): "
+              + ", ".join(f"{n} ({k:,} parameters)" for n, k in own.items()))  # fmt: skip
     if model.derived:
         print("derived outputs: " + ", ".join(f"{d.spec.name} = P({' and '.join(d.of)})" for d in model.derived))
 

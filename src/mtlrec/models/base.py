@@ -67,6 +67,7 @@ class MultiTaskModel(nn.Module):
 
     description = ""
     registered_name = ""
+    independent = False  # every task already has its own network: model.task_paths would add nothing
 
     def __init__(self, layout: InputLayout, tasks: Sequence[TaskSpec]) -> None:
         super().__init__()

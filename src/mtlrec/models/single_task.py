@@ -14,7 +14,9 @@ from mtlrec.nn.dcn import Bottom
 from mtlrec.spec import InputLayout, TaskSpec
 
 
-class _TaskNet(nn.Module):
+class TaskNet(nn.Module):
+    """One task's whole network: its own embeddings, bottom, MLP and output layer."""
+
     def __init__(self, layout: InputLayout, task: TaskSpec, embedding_dim: int, dims: tuple[int, ...], dropout: float,
                  bottom: str, cross_layers: int):  # fmt: skip
         super().__init__()
@@ -30,6 +32,7 @@ class _TaskNet(nn.Module):
 @MODELS.register("single_task")
 class SingleTask(MultiTaskModel):
     description = "independent networks per task, nothing shared (the baseline)"
+    independent = True
 
     def __init__(
         self,
@@ -46,7 +49,7 @@ class SingleTask(MultiTaskModel):
         super().__init__(layout, tasks)
         dims = tuple(bottom_dims) + tuple(tower_dims)
         self.nets = nn.ModuleDict(
-            {t.name: _TaskNet(layout, t, embedding_dim, dims, dropout, bottom, cross_layers) for t in self.tasks}
+            {t.name: TaskNet(layout, t, embedding_dim, dims, dropout, bottom, cross_layers) for t in self.tasks}
         )
 
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
