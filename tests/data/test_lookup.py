@@ -36,6 +36,16 @@ def test_integer_lookup_equals_the_text_lookup(vocab):
     assert look.strings(text).tolist() == naive(values, vocab)
 
 
+def test_nineteen_digit_ids_are_found_and_texts_beyond_int64_are_not_integers():
+    """Hashed ids fill int64's 19 digits; a 19-digit text past int64's range is no int64's text."""
+    vocab = ["1234567890123456789", "7", str(2**63 - 1), str(-(2**63)), "9999999999999999999", "-9300000000000000000"]
+    values = [1234567890123456789, 2**63 - 1, -(2**63), 7, 5, None]
+    look = VocabLookup(vocab)
+    assert look.integers(pa.chunked_array([pa.array(values, pa.int64())])).tolist() == naive(values, vocab) == [
+        1, 3, 4, 2, 0, 0
+    ]
+
+
 def test_unsigned_ids_beyond_int64_take_the_text_path():
     look = VocabLookup(["18446744073709551615", "3"])
     got = look.integers(pa.array([2**64 - 1, 3, 4], pa.uint64()))

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pydantic
 import pytest
 import torch
 
+from mtlrec.data.encode import Encoder
+from mtlrec.errors import RunError
 from mtlrec.serve.columns import ColumnEncoder, Same
+from mtlrec.serve.schemas import Limits, request_models
+from mtlrec.spec import FeatureSpec, Schema, TaskSpec
 
 
 def encode_both(encoder, rows):
@@ -84,3 +89,42 @@ def test_score_of_few_rows(predictor, raw_rows, n):
     got = predictor.score({c: [r[c] for r in raw_rows[:n]] for c in names}, n)
     assert got["click"].shape == (n,) and got["user_segment"].shape == (n, 4)
     np.testing.assert_allclose(got["user_segment"].sum(1), 1.0, rtol=1e-6)
+
+
+def _fitted(features, values: dict) -> Encoder:
+    table = pa.table({**values, "click": [i % 2 for i in range(len(next(iter(values.values()))))]})
+    return Encoder(Schema(tuple(features), (TaskSpec("click", "binary"),))).fit(table)
+
+
+def test_vocabulary_entries_that_look_numeric_but_are_no_int_text():
+    """"--5", "²" and "-0" are categories like any text (int("²") would raise); 7 finds "7"."""
+    encoder = _fitted([FeatureSpec("tag", "categorical")], {"tag": ["a", "--5", "²", "7", "3.5", "-0"]})
+    values = ["--5", "²", 7, "7", "-0", 0, "3.5", "zzz", None]
+    got = ColumnEncoder(encoder).encode({"tag": values}, len(values)).cat[:, 0].tolist()
+    where = {v: i + 1 for i, v in enumerate(encoder.vocabs_["tag"])}
+    assert got == [0 if v is None else where.get(str(v), 0) for v in values]
+    assert min(got[:5]) > 0 and got[5] == 0
+
+
+@pytest.mark.parametrize("numeric_first", [True, False])
+def test_a_column_read_as_a_number_and_as_a_category(numeric_first):
+    """The request field is a number (text is a 422), and the category of a number is the one
+    training gave it: 2.0 and 2 are "2", 3.5 is "3.5"."""
+    features = [FeatureSpec("price", "numeric"), FeatureSpec("price_cat", "categorical", column="price")]
+    encoder = _fitted(features if numeric_first else features[::-1], {"price": [3.5, 2.0, 1.25, 3.5, None, 7.0]})
+    values = [3.5, 2.0, 2, 1.25, 9.9, None, 7]
+    fast = ColumnEncoder(encoder).encode({"price": values}, len(values))
+    floats = pa.array([None if v is None else float(v) for v in values], pa.float64())
+    assert_same_batch(fast, encoder.transform(pa.table({"price": floats}), labels=False))
+    assert (fast.cat[:4, 0] > 0).all() and fast.cat[4, 0] == 0
+    models = request_models(encoder, Limits())
+    models.score.model_validate({"rows": [{"price": 3.5}]})
+    with pytest.raises(pydantic.ValidationError, match="price"):
+        models.score.model_validate({"rows": [{"price": "abc"}]})
+
+
+def test_a_column_read_as_a_sequence_and_another_kind_cannot_be_served():
+    features = [FeatureSpec("tags", "sequence", max_len=3), FeatureSpec("tag", "categorical", column="tags")]
+    encoder = _fitted(features, {"tags": ["a|b", "b", "c|a"]})
+    with pytest.raises(RunError, match=r"column 'tags' is read by a sequence feature and another kind \(tags \(seq"):
+        request_models(encoder, Limits())

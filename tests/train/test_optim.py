@@ -21,11 +21,11 @@ def _pair(rows: int = 40, dim: int = 3, seed: int = 0):
     return sparse, dense
 
 
-def _train_both(sparse, dense, opt_sparse, opt_dense, steps: int, *, dense_grad: bool = False):
+def _train_both(sparse, dense, opt_sparse, opt_dense, steps: int, *, dense_grad: bool = False, id_dtype=torch.int64):
     """A nonlinear loss on random rows; rows 30.. are used only every 25th step (long gaps)."""
     g = torch.Generator().manual_seed(1)
     for step in range(steps):
-        ids = torch.randint(0, 40 if step % 25 == 0 else 30, (6,), generator=g)
+        ids = torch.randint(0, 40 if step % 25 == 0 else 30, (6,), generator=g, dtype=id_dtype)
         target = torch.randn(len(ids), sparse.embedding_dim, generator=g)
         opt_sparse.catch_up(sparse.weight, ids)  # what the trainer's pre-forward hook does
         for emb, opt in ((sparse, opt_sparse), (dense, opt_dense)):
@@ -48,6 +48,14 @@ def test_rowwise_adam_gives_dense_adams_parameters(dense_grad):
     state = opt_sparse.state[sparse.weight]
     torch.testing.assert_close(state["exp_avg"], opt_dense.state[dense.weight]["exp_avg"], atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(state["exp_avg_sq"], opt_dense.state[dense.weight]["exp_avg_sq"], atol=1e-8, rtol=1e-4)
+
+
+def test_int32_ids_train_as_int64_ones():
+    sparse, dense = _pair()
+    opt_sparse, opt_dense = RowwiseAdam(sparse.parameters(), lr=0.01), torch.optim.Adam(dense.parameters(), lr=0.01)
+    _train_both(sparse, dense, opt_sparse, opt_dense, 60, id_dtype=torch.int32)
+    opt_sparse.flush()
+    torch.testing.assert_close(sparse.weight, dense.weight, atol=2e-5, rtol=0)
 
 
 def test_untouched_rows_lag_until_flush():

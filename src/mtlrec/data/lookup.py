@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"  # the text of an int64 (18 digits at most: no overflow)
+_INTEGER = r"^(0|-?[1-9][0-9]{0,18})$"  # the text of an integer of at most 19 digits, as int64 has
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class VocabLookup:
@@ -55,6 +56,9 @@ class VocabLookup:
     def _build_integer_index(self) -> None:
         text = pa.array(self.vocab, pa.string())
         is_int = np.asarray(pc.match_substring_regex(text, _INTEGER))
+        digits = np.asarray(pc.utf8_length(text)) - np.asarray(pc.starts_with(text, "-"))
+        for i in np.flatnonzero(is_int & (digits == 19)):  # 19 digits may lie beyond int64 (hashed ids do not)
+            is_int[i] = _INT64[0] <= int(self.vocab[i]) <= _INT64[1]
         keys = np.asarray(pc.cast(text.filter(pa.array(is_int)), pa.int64()), dtype=np.int64)
         index = np.flatnonzero(is_int).astype(np.int64) + 1
         order = np.argsort(keys, kind="stable")

@@ -2,17 +2,20 @@
 from a table, without the arrow round trip: a dict lookup per categorical value instead of building
 a hash set of the vocabulary on every call. Tested equal to ``Encoder.transform``.
 
-Values: categorical str | int | None, numeric float | None, sequence list[str | int] | str | None,
+Values: categorical str | int | None (or a float, where a numeric feature reads the same column),
+numeric float | None, sequence list[str | int] | str | None,
 as a validated request holds them. A column is a list with one value per row, or ``Same(value)``
 for a value every row shares (a request's user or context features), which is encoded once."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import TensorBatch
@@ -30,14 +33,28 @@ class Same:
 Column = Sequence[Any] | Same
 
 
-def _index(vocabulary: list[str]) -> dict[str | int, int]:
+_INT_TEXT = re.compile(r"0|-?[1-9][0-9]{0,99}")  # an int's decimal text (ASCII digits only)
+_FLOAT_TEXT = re.compile(r"-?[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?")  # what arrow writes for a finite float
+
+
+def _index(vocabulary: list[str]) -> dict[str | int | float, int]:
     """Value -> id (vocabulary position + 1). A value that is an int's decimal text is also keyed by
-    the int, so that ``3`` finds ``"3"`` as arrow's int -> string cast does, without converting."""
-    index: dict[str | int, int] = {}
+    the int, so that ``3`` finds ``"3"`` as arrow's int -> string cast does, without converting; one
+    that is the text arrow's float -> string cast writes for a float (``as_strings``: ``"3.5"``) is
+    keyed by that float (a number field that a categorical feature reads too)."""
+    index: dict[str | int | float, int] = {}
+    floats: list[tuple[int, str]] = []
     for i, v in enumerate(vocabulary):
         index[v] = i + 1
-        if v.lstrip("-").isdigit() and str(int(v)) == v:
+        if _INT_TEXT.fullmatch(v):
             index[int(v)] = i + 1
+        elif _FLOAT_TEXT.fullmatch(v):
+            floats.append((i, v))
+    if floats:
+        values = pa.array([float(v) for _, v in floats], pa.float64())
+        for (i, v), x, text in zip(floats, values.to_pylist(), pc.cast(values, pa.string()).to_pylist()):
+            if text == v and not x.is_integer():  # as_strings writes 2.0 and -0.0 as ints: "2", "0"
+                index.setdefault(x, i + 1)
     return index
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, StrictInt,
 from typing_extensions import NotRequired, Required, TypedDict
 
 from mtlrec.data.encode import Encoder
+from mtlrec.errors import RunError
 from mtlrec.spec import FeatureSpec
 
 ID = "id"  # the field naming a candidate in /v1/recommend
@@ -96,14 +97,32 @@ class RequestModels:
     recommend: type[BaseModel]
 
 
+def typing_features(features: Sequence[FeatureSpec]) -> dict[str, FeatureSpec]:
+    """{request column: the feature whose kind types its field}. A column that several features read
+    (``FeatureSpec.column``) is a number when one of them is numeric (a categorical reading it looks
+    the number up as training did: 3.0 is "3"); a sequence shares its column with no other kind."""
+    readers: dict[str, list[FeatureSpec]] = {}
+    for f in features:
+        readers.setdefault(f.source, []).append(f)
+    out = {}
+    for column, fs in readers.items():
+        kinds = {f.kind for f in fs}
+        if "sequence" in kinds and len(kinds) > 1:
+            names = ", ".join(f"{f.name} ({f.kind})" for f in fs)
+            raise RunError(
+                f"column '{column}' is read by a sequence feature and another kind ({names}); a request "
+                f"field has one type, so this run cannot be served: give the features separate columns"
+            )
+        out[column] = next((f for f in fs if f.kind == "numeric"), fs[0])
+    return out
+
+
 def request_models(encoder: Encoder, limits: Limits, extra_numeric: Sequence[str] = ()) -> RequestModels:
     """Models for the run's features plus ``extra_numeric`` fields (non-feature columns the fusion
     reads, such as price)."""
-    fields: dict[str, Any] = {}
-    examples: dict[str, Any] = {}
-    for f in encoder.schema.features:
-        fields.setdefault(f.source, _feature_type(f))
-        examples.setdefault(f.source, example_value(f, encoder))
+    typing = typing_features(encoder.schema.features)
+    fields: dict[str, Any] = {c: _feature_type(f) for c, f in typing.items()}
+    examples: dict[str, Any] = {c: example_value(f, encoder) for c, f in typing.items()}
     for name in extra_numeric:
         fields.setdefault(name, Number)
         examples.setdefault(name, 1.0)

@@ -16,7 +16,7 @@ from mtlrec.rank.fusion import Fuser
 from mtlrec.rank.lists import FUSED, ranked_lists
 from mtlrec.serve.columns import Same
 from mtlrec.serve.predictor import Predictor
-from mtlrec.serve.schemas import ID, Limits, RequestModels, feature_help, request_models
+from mtlrec.serve.schemas import ID, Limits, RequestModels, feature_help, request_models, typing_features
 from mtlrec.spec import FeatureSpec, TaskSpec
 
 _KIND_OUTPUT = {
@@ -55,7 +55,7 @@ class Service:
         self.outputs = tuple(t.name for t in predictor.tasks)
         if FUSED in self.outputs:
             raise RunError(f"task '{FUSED}' has the name of the fused list; rename the task to serve this run")
-        features = {f.source: f for f in predictor.encoder.schema.features}
+        features = typing_features(predictor.encoder.schema.features)
         self.fusion_columns = _fusion_columns(self.fuser, predictor.tasks, features)
         extra = [c for c in self.fusion_columns if c not in features]  # request fields beside the features
         self.models: RequestModels = request_models(predictor.encoder, limits, extra)

@@ -152,7 +152,7 @@ class RowwiseAdam(torch.optim.Optimizer):
             return
         group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
         with one_thread():
-            ids = ids.reshape(-1)
+            ids = ids.reshape(-1).long()  # index_copy_ and index_select need int64 rows
             rows, inverse = torch.unique(ids, return_inverse=True)
             self._seen[id(p)] = (ids, rows, inverse)  # the gradient of this lookup comes back with these ids
             stale = state["last"].index_select(0, rows) < state["step"]
