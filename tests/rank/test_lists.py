@@ -73,3 +73,11 @@ def test_lists_table_has_one_row_per_request_list_and_rank():
         ("b", "fused", 1, 12), ("b", "fused", 2, 10),  # 0.15, then a tie at 0.05: the earlier row
     ]  # fmt: skip
     assert out["price"].to_pylist()[:2] == [4.0, 2.0]
+
+
+def test_minus_infinity_ranks_above_nan():
+    """An overflowing fusion can give -inf; it is still a score, so it ranks before NaN (no score)."""
+    preds = {"click": np.array([-np.inf, np.nan, 0.5, -np.inf, np.nan, 0.9])}
+    assert ranked_lists(preds)["click"].index.tolist() == [5, 2, 0, 3, 1, 4]
+    lists = grouped_lists(np.array([0, 0, 0, 1, 1, 1]), preds)["click"]
+    assert lists.index.tolist() == [2, 0, 1, 5, 3, 4] and lists.rank.tolist() == [1, 2, 3, 1, 2, 3]

@@ -29,9 +29,15 @@ class Groups:
     def rank(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(order [N], rank [N]): rows sorted by group, then score descending, ties by row index;
         ``rank[i]`` is the 0-based place of row ``order[i]`` in its group. NaN scores rank last."""
-        scores = np.asarray(scores, dtype=np.float64)
-        key = np.where(np.isnan(scores), np.inf, -scores)
-        order = np.lexsort((np.arange(len(key)), key, self.codes))
+        key, nan = descending(np.asarray(scores, dtype=np.float64))
+        order = np.lexsort((np.arange(len(key)), key, nan, self.codes))
         starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         rank = np.arange(len(order)) - np.repeat(starts, self.sizes)
         return order, rank
+
+
+def descending(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort keys that put ``scores`` best first and NaN after all, -inf included: ``np.lexsort((key,
+    nan))`` (the NaN flag is the more significant key)."""
+    nan = np.isnan(scores)
+    return np.where(nan, 0.0, -scores), nan

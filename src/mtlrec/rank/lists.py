@@ -19,7 +19,7 @@ import numpy as np
 
 from mtlrec.errors import ConfigError
 from mtlrec.rank.fusion import Fuser, fusion_inputs
-from mtlrec.rank.groups import Groups
+from mtlrec.rank.groups import Groups, descending
 
 FUSED = "fused"
 
@@ -83,8 +83,7 @@ def ranked_lists(
     provides non-task fuser inputs such as price). Ties keep the candidates' order."""
     out = {}
     for name, score in list_scores(preds, fuser, table=table, tasks=tasks, where=where).items():
-        key = np.where(np.isnan(score), np.inf, -score)
-        index = np.argsort(key, kind="stable")[:k]
+        index = np.lexsort(descending(score))[:k]  # stable: ties keep the candidates' order
         out[name] = RankedList(name, index, score[index])
     return out
 
