@@ -55,6 +55,17 @@ def test_a_path_is_task_specific(shop):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.task_paths.parameters())
 
 
+def test_a_deep_copy_uses_its_own_paths(shop):
+    schema, layout, data = shop
+    batch = data.take(slice(0, 64))
+    model = build("mmoe", layout, schema.tasks, ["interests"])
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.task_paths.nets["interests"].out.bias.add_(1.0)
+    shift = twin(batch)["interests"] - model(batch)["interests"]
+    torch.testing.assert_close(shift, torch.ones_like(shift))
+
+
 def test_single_task_already_has_a_path_per_task(shop):
     schema, layout, _ = shop
     plain, with_paths = build("single_task", layout, schema.tasks), build("single_task", layout, schema.tasks, PATHS)

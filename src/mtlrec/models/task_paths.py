@@ -23,7 +23,6 @@ from mtlrec.data.batches import TensorBatch
 from mtlrec.errors import ConfigError
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.models.single_task import TaskNet
-from mtlrec.spec import InputLayout
 
 
 class TaskPaths(nn.Module):
@@ -44,9 +43,8 @@ class TaskPaths(nn.Module):
                 )
         if len(set(names)) < len(names):
             raise ConfigError(f"model.task_paths: a task is named twice in {list(names)}")
-        layout: InputLayout = model.layout
         self.nets = nn.ModuleDict(
-            {n: TaskNet(layout, tasks[n], embedding_dim, tuple(dims), dropout, bottom, cross_layers) for n in names}
+            {n: TaskNet(model.layout, tasks[n], embedding_dim, tuple(dims), dropout, bottom, cross_layers) for n in names}
         )
 
     def add(self, batch: TensorBatch, out: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -58,5 +56,9 @@ def attach_task_paths(model: MultiTaskModel, paths: TaskPaths) -> MultiTaskModel
     """Make ``model(batch)`` return its logits plus ``paths``' (a forward hook, so every model
     gets paths without code of its own); the paths' parameters become the model's."""
     model.task_paths = paths
-    model.register_forward_hook(lambda _model, args, out: paths.add(args[0], out))
+    model.register_forward_hook(_add_paths)
     return model
+
+
+def _add_paths(model: MultiTaskModel, args: tuple, out: dict[str, Tensor]) -> dict[str, Tensor]:
+    return model.task_paths.add(args[0], out)  # the module's own paths, so that a deep copy uses its copy
