@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ import torch
 import yaml
 
 import mtlrec
-from mtlrec.artifacts import load_tensors, read_history, read_json
+from mtlrec.artifacts import LOCK, load_tensors, read_history, read_json
 from mtlrec.config import ExperimentConfig
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
@@ -24,7 +26,7 @@ from mtlrec.serve.predictor import Predictor, prediction_columns
 def test_the_run_directory_has_its_files(trained_run):
     for name in ("run.json", "config.yaml", "encoder.json", "model.safetensors", "metrics.json", "history.jsonl"):
         assert (trained_run / name).is_file(), name
-    assert not [p.name for p in trained_run.iterdir() if p.name.endswith(".tmp")]
+    assert not [p.name for p in trained_run.iterdir() if p.name.endswith(".tmp") or p.name == LOCK]
     info = read_json(trained_run / "run.json")
     assert info["format"] == 1 and info["mtlrec"] == mtlrec.__version__ and info["model"] == "shared_bottom"
 
@@ -114,6 +116,31 @@ def test_a_non_empty_run_directory_is_not_overwritten_by_accident(trained_run, t
     with pytest.raises(RunError, match="already exists and is not empty.*--overwrite"):
         run_experiment(ExperimentConfig.model_validate(tiny_config), out)
     assert (out / "metrics.json").read_bytes() == before
+
+
+def test_a_run_directory_another_live_process_writes_is_refused(trained_run, tiny_config, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    before = (out / "metrics.json").read_bytes()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
+        (out / LOCK).write_text(str(writer.pid))
+        try:
+            with pytest.raises(RunError, match=rf"another run \(process {writer.pid}\) is writing this directory"):
+                run_experiment(ExperimentConfig.model_validate(tiny_config), out, overwrite=True)
+        finally:
+            writer.kill()
+    assert (out / "metrics.json").read_bytes() == before and (out / LOCK).is_file()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(trained_run, tiny_config, tmp_path, metrics_close):
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        gone.wait()
+    (out / LOCK).write_text(str(gone.pid))
+    metrics = run_experiment(ExperimentConfig.model_validate(tiny_config), out, overwrite=True)
+    metrics_close(read_json(out / "metrics.json")["test"], metrics["test"])
+    assert not (out / LOCK).exists()
 
 
 def test_weights_that_do_not_match_the_config_are_a_run_error(trained_run, tmp_path):

@@ -9,6 +9,7 @@ A run directory holds:
   weighting.safetensors the loss-weighting method's state (when it has any)
   metrics.json      {"valid": {task: {metric: value}}, "test": ..., "oracle": {"valid": ..., "test": ...}}
   history.jsonl     one JSON object per epoch
+  .lock             the pid of the process writing the directory, while it writes
 """
 
 from __future__ import annotations
@@ -27,6 +28,49 @@ from mtlrec.errors import RunError
 
 FORMAT = 1
 RUN_FILES = ("run.json", "config.yaml", "encoder.json", "model.safetensors")
+LOCK = ".lock"  # the pid of the process writing the run directory, while it writes
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` while a run writes the directory, so that two runs cannot interleave
+    their files. A lock held by a live process is a RunError; one left by a process that died is
+    taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is not None:
+                raise RunError(
+                    f"{run_dir}: another run (process {holder}) is writing this directory ({path}); "
+                    f"wait for it to end or choose another --out"
+                ) from None
+            path.unlink(missing_ok=True)  # its process is gone
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The pid in a lock file if that process is alive, else None."""
+    try:
+        pid = int(path.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid if pid > 0 else None
 
 
 @contextlib.contextmanager

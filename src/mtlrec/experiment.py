@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import mtlrec
-from mtlrec.artifacts import FORMAT, save_tensors, write_json, write_text
+from mtlrec.artifacts import FORMAT, LOCK, run_lock, save_tensors, write_json, write_text
 from mtlrec.config import ExperimentConfig
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.columns import require_columns
@@ -22,13 +22,13 @@ from mtlrec.data.sources import load_source
 from mtlrec.data.split import split_table
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import evaluate_model, oracle_predictions, predict
-from mtlrec.models import build_model
+from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
 from mtlrec.train.callbacks import Checkpoint, EarlyStopping, History, Progress
 from mtlrec.train.conflict import ConflictMonitor
 from mtlrec.train.monitor import resolve_monitor
 from mtlrec.train.trainer import Trainer
-from mtlrec.weighting import build_weighting
+from mtlrec.weighting import LossWeighting, build_weighting
 
 
 @dataclass
@@ -63,7 +63,7 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> Path:
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
         if not overwrite:
             raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
         for name in ("history.jsonl", "metrics.json", "checkpoint.safetensors", "weighting.safetensors"):
@@ -84,8 +84,18 @@ def run_experiment(
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data.encoder.layout(), tasks)
     weighting = build_weighting(cfg.weighting, model.loss_tasks)  # derived outputs (ESMM's pCTCVR) included
-    out = prepare_run_dir(Path(out), overwrite)
+    out = Path(out)
+    with run_lock(out):  # one writer at a time
+        prepare_run_dir(out, overwrite)
+        return _train_into(out, cfg, data, model, weighting, monitor)
 
+
+def _train_into(
+    out: Path, cfg: ExperimentConfig, data: Prepared, model: MultiTaskModel, weighting: LossWeighting, monitor: str
+) -> dict[str, Any]:
+    """Write the run's config and encoder, train, save the weights and the metrics (run_experiment's
+    body once the directory is held)."""
+    tasks = data.schema.tasks
     resolved = cfg.model_copy(update={"schema_": data.schema})
     write_json(out / "run.json", {"format": FORMAT, "mtlrec": mtlrec.__version__, "model": cfg.model.name,
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
