@@ -213,6 +213,15 @@ def test_malformed_json(client):
     assert got.json()["message"].startswith("body: invalid JSON at character 10")
 
 
+@pytest.mark.parametrize("body", [b'{"rows": ["\xff"]}', b'{"rows": [' + b"9" * 5000 + b"]}"], ids=["utf8", "long-int"])
+def test_a_body_json_cannot_read_is_a_422_too(client, body):
+    """Bytes that are not UTF-8 and integer literals past Python's 4300-digit limit fail inside the
+    JSON parser with other errors than a syntax error; the answer has the same shape."""
+    got = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert got.status_code == 422 and got.json()["message"].startswith("body: could not be read as JSON")
+    assert client.get("/v1/nope").status_code == 404  # other HTTP errors keep FastAPI's answer
+
+
 def test_a_body_that_is_not_an_object(client):
     got = client.post("/v1/recommend", json=[1, 2])
     assert got.status_code == 422 and got.json()["message"].startswith("body: ")

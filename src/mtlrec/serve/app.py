@@ -7,8 +7,8 @@
                         -> {"lists": {task: [{"id", "score"}], "fused": [...]}, "fusion": formula}
     GET  /docs          OpenAPI documentation (request models generated from the run's schema)
 
-Errors: 422 for a request that does not match its model ({"detail": [{"loc", "msg", "type"}],
-"message": one line naming the first field}), 413 for a body over the size limit, 415 for a POST
+Errors: 422 for a request that does not match its model or is not readable JSON ({"detail":
+[{"loc", "msg", "type"}], "message": one line naming the first field}), 413 for a body over the size limit, 415 for a POST
 that is not JSON.
 """
 
@@ -27,7 +27,9 @@ from mtlrec.serve.service import RequestError, Service
 def create_app(run: "str | Path | Predictor", limits: Limits = Limits()) -> Any:
     """A FastAPI app serving ``run`` (a run directory or a loaded Predictor)."""
     from fastapi import FastAPI
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
     from fastapi.responses import JSONResponse
 
     import mtlrec
@@ -47,6 +49,15 @@ def create_app(run: "str | Path | Predictor", limits: Limits = Limits()) -> Any:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Any, exc: RequestValidationError) -> JSONResponse:
         return validation_response(exc.errors())
+
+    @app.exception_handler(HTTPException)
+    async def unreadable(request: Any, exc: HTTPException) -> Any:
+        # FastAPI's 400 for a body its JSON parser fails on with no syntax error (bytes that are not
+        # UTF-8, an integer past Python's digit limit): the same 422 shape as other bad bodies
+        if exc.status_code != 400:
+            return await http_exception_handler(request, exc)
+        error = {"type": "json_unreadable", "loc": ("body",), "msg": f"could not be read as JSON ({exc.detail})"}
+        return validation_response([error])
 
     @app.get("/v1/health", response_model=Health)
     async def health() -> Any:
