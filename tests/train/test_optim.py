@@ -172,3 +172,17 @@ def test_scale_lr_multiplies_every_group():
     groups = [*opt.dense.param_groups, *(opt.rowwise.param_groups if opt.rowwise else [])]
     assert opt.rowwise is not None and all(g["lr"] == pytest.approx(0.0025) for g in groups)
     opt.close()
+
+
+@pytest.mark.parametrize("update, warns", [("rowwise", True), ("dense", False)])
+def test_weight_decay_that_skips_the_tables_is_said(update, warns, recwarn):
+    from mtlrec.config import TrainConfig
+    from mtlrec.train.optim import Optimizers
+
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 1))
+    Optimizers(model, [], TrainConfig(weight_decay=0.01, embedding_update=update)).close()
+    Optimizers(model, [], TrainConfig(weight_decay=0.0, embedding_update=update)).close()
+    said = [str(w.message) for w in recwarn.list if "weight_decay" in str(w.message)]
+    assert said == (["train.weight_decay 0.01 reaches the dense parameters only: with train.embedding_update: "
+                     "rowwise the embedding tables are not decayed (embedding_update: dense decays them too, at "
+                     "the cost of a dense table update every step)"] if warns else [])  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -198,6 +199,13 @@ class Optimizers:
         # fused: one kernel for all tensors (about 3x faster than foreach on CPU for this model's 0.5M)
         self.dense = cls(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.rowwise = RowwiseAdam([m.weight for m in tables], lr=cfg.lr) if tables else None
+        if tables and cfg.weight_decay > 0:
+            warnings.warn(
+                f"train.weight_decay {cfg.weight_decay} reaches the dense parameters only: with "
+                "train.embedding_update: rowwise the embedding tables are not decayed (embedding_update: dense "
+                "decays them too, at the cost of a dense table update every step)",
+                stacklevel=2,
+            )
         self._undo = []
         for m in tables:
             handle = m.register_forward_pre_hook(self._before_lookup)
