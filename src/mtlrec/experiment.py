@@ -62,14 +62,14 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     return Prepared(schema, tables, encoder, encoded)
 
 
-def prepare_run_dir(out: Path, overwrite: bool) -> Path:
-    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a run directory that has files unless ``overwrite``; then remove the files a run
+    appends to or may not write again. Called under ``run_lock``, which made the directory."""
+    if any(p.name != LOCK for p in out.iterdir()):
         if not overwrite:
             raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
         for name in ("history.jsonl", "metrics.json", "checkpoint.safetensors", "weighting.safetensors"):
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def run_experiment(
