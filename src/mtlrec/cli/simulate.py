@@ -4,21 +4,96 @@ from pathlib import Path
 
 import typer
 
+from mtlrec.errors import ConfigError
+
 NAME = "simulate"
+ROWS, ROWS_PER_DAY = 200_000, 100_000
 
 
 def run(
-    out: Path = typer.Option(..., "--out", help="Output .parquet or .csv (list columns become '|'-joined text)."),
-    rows: int = typer.Option(200_000, "--rows"),
+    out: Path = typer.Option(
+        ..., "--out",
+        help="Output .parquet or .csv (list columns become '|'-joined text); with --days, a directory that "
+        "gets day-01.parquet, day-02.parquet, ...",
+    ),
+    rows: int = typer.Option(
+        None, "--rows", help=f"Impressions (default {ROWS:,}; with --days, {ROWS_PER_DAY:,} a day)."
+    ),
     users: int = typer.Option(20_000, "--users"),
     items: int = typer.Option(10_000, "--items"),
     correlation: float = typer.Option(0.5, "--correlation", help="How much purchase shares click's drivers (0..1)."),
     seed: int = typer.Option(0, "--seed"),
+    days: int = typer.Option(
+        None, "--days", help="Log one shop that changes over N days, one file per day (see --drift, --churn)."
+    ),
+    drift: float = typer.Option(
+        None, "--drift",
+        help="With --days: how fast interests, price sensitivity, brand trust, price levels and demand drift, "
+        "per day: each keeps a correlation exp(-drift) with the day before (0: no drift; default 0.1).",
+    ),
+    churn: float = typer.Option(
+        None, "--churn", help="With --days: share of the catalogue replaced by new items each day (default 0.02)."
+    ),
 ) -> None:
-    """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file."""
+    """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file,
+    or, with --days, one file per day from one shop that changes."""
+    if days is None:
+        for option, value in (("--drift", drift), ("--churn", churn)):
+            if value is not None:
+                raise ConfigError(f"{option} applies only with --days (one file per day from a shop that changes)")
+        _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed)
+    else:
+        _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn)
+
+
+def _one_file(out: Path, rows: int, users: int, items: int, correlation: float, seed: int) -> None:
     from mtlrec.data.readers import write_table
     from mtlrec.data.synthetic import simulate
 
-    table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
+    try:
+        table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     write_table(table, out)
     print(f"wrote {table.num_rows:,} impressions to {out}")
+
+
+def _days(
+    out: Path, days: int, rows: int, users: int, items: int, correlation: float, seed: int,
+    drift: float | None, churn: float | None,
+) -> None:  # fmt: skip
+    from mtlrec.data.readers import write_table
+    from mtlrec.data.shop_days import CHURN, DRIFT, MAX_DRIFT, simulate_days
+
+    drift = DRIFT if drift is None else drift
+    churn = CHURN if churn is None else churn
+    if days < 1:
+        raise ConfigError(f"--days: expected an integer >= 1, got {days}")
+    if not 0 <= drift <= MAX_DRIFT:  # also rejects NaN
+        raise ConfigError(f"--drift: expected a rate per day in [0, {MAX_DRIFT:g}] (0: no drift), got {drift}")
+    if not 0 <= churn <= 1:
+        raise ConfigError(f"--churn: expected a share of the catalogue in [0, 1], got {churn}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file; with --days, --out is a directory for one file per day")
+    if out.suffix.lower() in (".parquet", ".pq", ".csv"):
+        raise ConfigError(f"--out {out}: with --days, --out is a directory (day-01.parquet, ... go in it)")
+    try:
+        shop = simulate_days(
+            days=days, rows=rows, users=users, items=items, correlation=correlation, drift=drift, churn=churn,
+            seed=seed,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+    width = max(2, len(str(days)))
+    total = 0
+    for day in shop:
+        path = out / f"day-{day.day:0{width}d}.parquet"
+        write_table(day.table, path)
+        total += day.table.num_rows
+        print(
+            f"{path}: {day.table.num_rows:,} impressions, {day.items_on_sale:,} items on sale "
+            f"(+{day.new_items:,} new, -{day.left_items:,} gone), +{day.new_brands} brands"
+        )
+    print(f"wrote {days} days ({total:,} impressions, drift {drift:g}, churn {churn:g}) to {out}")
+

@@ -135,17 +135,37 @@ def simulate(
     request_user = rng.choice(users, size=n_requests, p=activity / activity.sum())
     seen, request_user = np.unique(request_user, return_inverse=True)  # [U] ids of the users seen
     user = _users(rng, segment[seen], activity[seen], categories, popularity)  # indexed 0..U-1
-    ts = np.sort(
-        START_TS
-        + rng.integers(0, DAYS, n_requests) * 86_400
-        + rng.choice(24, size=n_requests, p=HOUR_PRIOR / HOUR_PRIOR.sum()) * 3_600
-        + rng.integers(0, 3_600, n_requests)
+    ts = _request_times(rng, n_requests, START_TS, DAYS)
+    return _impressions(
+        rng, user, item, popularity, request_user, seen, ts, rows=rows, page_size=page_size,
+        correlation=correlation,
+    )  # fmt: skip
+
+
+def _request_times(rng: np.random.Generator, n: int, start: int, days: int) -> np.ndarray:
+    """[n] sorted unix seconds in ``days`` days from ``start`` (a midnight UTC), busier in the evening."""
+    return np.sort(
+        start
+        + rng.integers(0, days, n) * 86_400
+        + rng.choice(24, size=n, p=HOUR_PRIOR / HOUR_PRIOR.sum()) * 3_600
+        + rng.integers(0, 3_600, n)
     )
+
+
+def _impressions(
+    rng: np.random.Generator, user: dict, item: dict, popularity: np.ndarray, request_user: np.ndarray,
+    user_ids: np.ndarray, ts: np.ndarray, *, rows: int, page_size: int, correlation: float,
+    first_request: int = 0,
+) -> pa.Table:  # fmt: skip
+    """The impression log of one set of requests: ``request_user`` [R] (rows of ``user``, whose ids
+    are ``user_ids``) at times ``ts`` [R] see pages of items drawn from ``item["by_category"]``;
+    request ids start at ``first_request``."""
+    n_requests, categories = request_user.size, popularity.size
     device = rng.choice(len(DEVICES), size=n_requests, p=DEVICE_PRIOR)
 
     request = np.repeat(np.arange(n_requests), page_size)[:rows]
     position = np.tile(np.arange(page_size), n_requests)[:rows]  # items are drawn at random anyway
-    u = request_user[request]  # [rows] index into the seen users
+    u = request_user[request]  # [rows] index into the users
     category = np.where(
         rng.random(rows) < INTEREST_SHARE,
         user["sampler"].draw(rng, u),
@@ -172,9 +192,9 @@ def simulate(
     interests = _lists(np.concatenate([[0], np.cumsum(np.bincount(who, minlength=rows))]), what)
 
     columns = {
-        "request_id": request,
+        "request_id": first_request + request,
         "ts": ts[request],
-        "user_id": seen[u],
+        "user_id": user_ids[u],
         "item_id": i,
         "position": position,
         "hour": hour,
@@ -238,24 +258,25 @@ def default_schema(categories: int = 20) -> Schema:
 
 
 def _check(
-    rows: int, users: int, items: int, categories: int, brands: int, page_size: int, correlation: float
-) -> None:
+    rows: int, users: int, items: int, categories: int, brands: int, page_size: int, correlation: float,
+    caller: str = "simulate",
+) -> None:  # fmt: skip
     counts = {"rows": rows, "users": users, "items": items, "categories": categories, "brands": brands,
               "page_size": page_size}  # fmt: skip
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"simulate: {name} must be an integer >= 1, got {value!r}")
+            raise ValueError(f"{caller}: {name} must be an integer >= 1, got {value!r}")
     if rows < page_size:
-        raise ValueError(f"simulate: rows must be >= page_size ({page_size}), got {rows}")
+        raise ValueError(f"{caller}: rows must be >= page_size ({page_size}), got {rows}")
     if items < categories:
         raise ValueError(
-            f"simulate: items must be >= categories ({categories}) so that every category has an item, "
+            f"{caller}: items must be >= categories ({categories}) so that every category has an item, "
             f"got {items}"
         )
     if isinstance(correlation, bool) or not isinstance(correlation, (int, float, np.number)):
-        raise ValueError(f"simulate: correlation must be a number in [0, 1], got {correlation!r}")
+        raise ValueError(f"{caller}: correlation must be a number in [0, 1], got {correlation!r}")
     if not 0.0 <= correlation <= 1.0:  # also rejects NaN
-        raise ValueError(f"simulate: correlation must be in [0, 1], got {correlation!r}")
+        raise ValueError(f"{caller}: correlation must be in [0, 1], got {correlation!r}")
 
 
 def _users(
@@ -268,8 +289,7 @@ def _users(
     """Latent state, observed profile and profiling labels of n users given their segments and
     activities; [n], [n, L] or [n, C] arrays, and ``interests`` as a ListArray."""
     n = segment.size
-    alpha = np.asarray(DIRICHLET_CONCENTRATION)[segment, None] * (categories * popularity)  # [n, C]
-    theta = rng.gamma(alpha) + 1e-12
+    theta = rng.gamma(_concentration(segment, categories, popularity)) + 1e-12
     theta /= theta.sum(axis=1, keepdims=True)  # [n, C] a sparse Dirichlet draw per user
     sampler = _RowSampler(theta)
     recent = sampler.draw(rng, np.repeat(np.arange(n), RECENT_CLICKS))  # [n * L]
@@ -288,7 +308,6 @@ def _users(
 
     segment_probs = np.full((n, len(SEGMENTS)), SEGMENT_LABEL_NOISE / len(SEGMENTS), np.float32)
     segment_probs[np.arange(n), segment] += 1.0 - SEGMENT_LABEL_NOISE
-    interest_probs = _sigmoid(INTEREST_LABEL_SLOPE * (theta - INTEREST_LABEL_AT)).astype(np.float32)
     return {
         "segment": segment,
         "theta": theta,
@@ -301,25 +320,44 @@ def _users(
         "price_pref": price_pref,
         "sessions": sessions,
         "segment_probs": segment_probs,
-        "interest_probs": interest_probs,
+        "interest_probs": _interest_probs(theta),
     }
 
 
+def _concentration(segment: np.ndarray, categories: int, popularity: np.ndarray) -> np.ndarray:
+    """[n, C] Dirichlet parameters of the interests of users of these segments: low = sparse."""
+    return np.asarray(DIRICHLET_CONCENTRATION)[segment, None] * (categories * popularity)
+
+
+def _interest_probs(theta: np.ndarray) -> np.ndarray:
+    """[n, C] P(category in a user's ``interests`` label) given the latent interests [n, C]."""
+    return _sigmoid(INTEREST_LABEL_SLOPE * (theta - INTEREST_LABEL_AT)).astype(np.float32)
+
+
 def _items(rng: np.random.Generator, n: int, categories: int, brands: int) -> dict:
-    """Catalogue of ``n`` items ([n] arrays) plus an index of the items of each category."""
+    """Catalogue of ``n`` items ([n] arrays) plus an index of the items of each category, the brands'
+    trust [brands] and the categories' median log prices [categories]."""
     category = np.concatenate([np.arange(categories), rng.integers(0, categories, n - categories)])
     rng.shuffle(category)
     brand = rng.integers(0, brands, n)
-    trust = rng.normal(0.0, 1.0, brands)[brand]
+    brand_trust = rng.normal(0.0, 1.0, brands)
     level = rng.uniform(*PRICE_LEVEL, categories)  # [C] median log price per category
+    item = _list_items(rng, category, brand, brand_trust[brand], level[category])
+    return {**item, **_category_index(category, categories), "brand_trust": brand_trust, "level": level}
+
+
+def _list_items(
+    rng: np.random.Generator, category: np.ndarray, brand: np.ndarray, trust: np.ndarray, level: np.ndarray
+) -> dict:
+    """Price, quality, rating and appeal of new items ([n] arrays) of these categories and brands,
+    priced around their category's median log price ``level`` [n] plus their brand's premium."""
+    n = category.size
     z_price = rng.normal(0.0, 1.0, n)  # log price below/above the category level, in sd units
-    log_price = level[category] + PRICE_SPREAD * z_price + BRAND_PREMIUM * trust
+    log_price = level + PRICE_SPREAD * z_price + BRAND_PREMIUM * trust
     price = np.floor(np.exp(log_price)) + 0.99  # x.99
     quality = rng.normal(0.0, 1.0, n)
     rating = np.clip(RATING_MEAN + RATING_SCALE * quality + rng.normal(0.0, RATING_NOISE, n), 1.0, 5.0)
     rating = np.where(rng.random(n) < RATING_MISSING, np.nan, np.round(rating, 2))
-    by_category = np.argsort(category, kind="stable")
-    count = np.bincount(category, minlength=categories)
     return {
         "category": category,
         "brand": brand,
@@ -329,6 +367,16 @@ def _items(rng: np.random.Generator, n: int, categories: int, brands: int) -> di
         "quality": quality,
         "rating": rating,
         "bias": rng.normal(0.0, ITEM_BIAS_SD, n),
+    }
+
+
+def _category_index(category: np.ndarray, categories: int, shown: np.ndarray | None = None) -> dict:
+    """The items of each category (only those where ``shown``, a [n] mask): ``by_category`` lists
+    their indices sorted by category, ``category_start`` and ``category_count`` [C] slice it."""
+    ids = np.arange(category.size) if shown is None else np.flatnonzero(shown)
+    by_category = ids[np.argsort(category[ids], kind="stable")]
+    count = np.bincount(category[ids], minlength=categories)
+    return {
         "by_category": by_category,
         "category_start": np.concatenate([[0], np.cumsum(count)[:-1]]),
         "category_count": count,
