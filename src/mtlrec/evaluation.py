@@ -23,6 +23,8 @@ Metrics = dict[str, dict[str, float]]
 def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) -> dict[str, np.ndarray]:
     """{output: [N] probabilities or values, or [N, K] class/label probabilities}, for every output
     of the model (the schema's tasks and derived ones such as ESMM's click_and_purchase)."""
+    if not len(data):  # an empty split (data.split.valid: 0): no batch to run
+        return {t.name: np.zeros((0, t.n_classes) if t.n_classes else 0, np.float32) for t in model.output_tasks}
     was_training = model.training
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.output_tasks}

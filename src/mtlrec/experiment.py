@@ -4,6 +4,7 @@ metrics -> run directory."""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,16 @@ import mtlrec
 from mtlrec.artifacts import FORMAT, LOCK, run_lock, save_tensors, write_json, write_text
 from mtlrec.config import ExperimentConfig
 from mtlrec.data.batches import EncodedData
-from mtlrec.data.columns import require_columns
+from mtlrec.data.columns import RowOrigin, require_columns
 from mtlrec.data.encode import Encoder
 from mtlrec.data.sources import load_source
-from mtlrec.data.split import split_table
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import evaluate_model, oracle_predictions, predict
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
 from mtlrec.train.callbacks import Checkpoint, EarlyStopping, History, Progress
 from mtlrec.train.conflict import ConflictMonitor
-from mtlrec.train.monitor import resolve_monitor
+from mtlrec.train.monitor import resolve_monitor, single_class_warnings
 from mtlrec.train.trainer import Trainer
 from mtlrec.weighting import LossWeighting, build_weighting
 
@@ -48,17 +48,30 @@ def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
     return schema
 
 
-def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
+def load_data(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table], dict[str, RowOrigin]]:
+    """The schema, the train/valid/test tables (a data set's own splits first), and where the rows
+    of each come from, so that errors name a row by its file and row there."""
     source = load_source(cfg.data)
     schema = resolve_schema(cfg, source.schema)
     require_columns(source.table, schema.columns(), source.name)
-    return schema, source.splits or split_table(source.table, cfg.data.split)  # a data set's own splits first
+    tables, origins = source.split(cfg.data.split)
+    return schema, tables, origins
+
+
+def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
+    """``load_data`` without the rows' origins."""
+    schema, tables, _ = load_data(cfg)
+    return schema, tables
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
-    schema, tables = load_splits(cfg)
-    encoder = Encoder(schema).fit(tables["train"], where="the train split")
-    encoded = {name: encoder.transform(t, where=f"the {name} split") for name, t in tables.items()}
+    """Load, split and encode the data. A binary task with one class in a split is a warning (its
+    AUC there is undefined)."""
+    schema, tables, origins = load_data(cfg)
+    encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
+    encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
+    for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
+        warnings.warn(line, stacklevel=2)
     return Prepared(schema, tables, encoder, encoded)
 
 

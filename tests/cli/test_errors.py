@@ -14,7 +14,9 @@ import yaml
 
 import mtlrec
 from mtlrec.cli.main import main
+from mtlrec.config import SplitConfig
 from mtlrec.data.readers import read_table, write_table
+from mtlrec.data.split import split_indices
 from mtlrec.data.synthetic import simulate
 from mtlrec.experiment import load_splits
 from mtlrec.serve.predictor import Predictor, prediction_columns
@@ -152,12 +154,14 @@ def test_numeric_text_in_parquet(capsys, trained_run, rows, tmp_path):
 def test_binary_label_out_of_domain(capsys, trained_run, rows, csv_with):
     row = int(np.flatnonzero(np.asarray(rows["click"]) == 0)[3]) + 1
     path = csv_with("labels.csv", click={row: 2})
-    assert_user_error(cli(capsys, "evaluate", trained_run, path), f"column 'click' in labels.csv row {row}", "0/1")
+    message = f"column 'click' in labels.csv row {row}: expected a 0/1 label, got 2\n"  # not np.float64(2.0)
+    assert_user_error(cli(capsys, "evaluate", trained_run, path), message)
 
 
 def test_multiclass_label_out_of_range(capsys, trained_run, csv_with):
     path = csv_with("seg.csv", user_segment={7: 9})
-    assert_user_error(cli(capsys, "evaluate", trained_run, path), "column 'user_segment' in seg.csv row 7", "0..3")
+    message = "column 'user_segment' in seg.csv row 7: expected a class index in 0..3, got 9\n"
+    assert_user_error(cli(capsys, "evaluate", trained_run, path), message)
 
 
 @pytest.mark.parametrize("content, message", [("", "the file is empty"), ("click,price\n", "header but no rows")])
@@ -341,3 +345,142 @@ def test_train_writes_a_run_directory(capsys, config_file, tmp_path):
     assert predictor.config.train.epochs == 1
     _, tables = load_splits(predictor.config)
     assert set(predictor.evaluate(tables["test"])["data"]) == set(predictor.config.schema_.task_names)
+
+
+# -- errors that name the row of the file, not of a split ---------------------------------------
+SCHEMA = {
+    "features": [{"name": "user_id", "kind": "categorical"}, {"name": "price", "kind": "numeric"}],
+    "tasks": [{"name": "click", "kind": "binary"}, {"name": "purchase", "kind": "binary", "where": "click"}],
+}
+
+
+@pytest.fixture
+def file_config(tiny_config, tmp_path):
+    """file_config(data_path, **train) -> a config file that trains on ``data_path`` with SCHEMA."""
+
+    def make(path, **train):
+        cfg = {**tiny_config, "data": {"source": "file", "path": str(path)}, "schema": SCHEMA}
+        cfg["train"] = {**cfg["train"], "epochs": 1, **train}
+        (tmp_path / "file.yaml").write_text(yaml.safe_dump(cfg))
+        return tmp_path / "file.yaml"
+
+    return make
+
+
+def split_rows(table: pa.Table, split: str, **cfg) -> np.ndarray:
+    """The rows of ``split`` (1-based, as the errors count them) under the default data.split."""
+    return split_indices(table, SplitConfig(**cfg))[split] + 1
+
+
+@pytest.mark.parametrize("split", ["train", "valid", "test"])
+def test_a_bad_value_names_its_row_in_the_file_not_in_the_split(capsys, rows, csv_with, file_config, split, tmp_path):
+    row = int(split_rows(rows, split)[3])
+    path = csv_with("data.csv", price={row: "N/A"})
+    result = cli(capsys, "train", file_config(path), "--out", tmp_path / "run")
+    err = assert_user_error(result, f"column 'price' in data.csv row {row}: expected a number, got 'N/A'")
+    assert "split" not in err
+
+
+def test_a_bad_label_names_its_file_row_and_the_value_as_written(capsys, rows, csv_with, file_config, tmp_path):
+    row = int(split_rows(rows, "valid")[0])
+    path = csv_with("labels.csv", click={row: 2})
+    assert_user_error(cli(capsys, "train", file_config(path), "--out", tmp_path / "run"),
+                      f"column 'click' in labels.csv row {row}: expected a 0/1 label, got 2\n")  # fmt: skip
+
+
+def test_evaluate_on_its_own_split_names_the_file_row(capsys, rows, csv_with, file_config, tmp_path):
+    """The run's data file changed after training: `evaluate RUN --split test` names its row."""
+    path = csv_with("data.csv")
+    assert cli(capsys, "train", file_config(path), "--out", tmp_path / "run")[0] == 0
+    row = int(split_rows(rows, "test")[-1])
+    csv_with("data.csv", price={row: "?"})
+    assert_user_error(cli(capsys, "evaluate", tmp_path / "run", "--split", "test"),
+                      f"column 'price' in data.csv row {row}: expected a number, got '?'")  # fmt: skip
+
+
+# -- data too small for its splits ----------------------------------------------------------------
+def test_a_file_too_small_for_a_split(capsys, rows, file_config, tmp_path):
+    write_table(as_csv_table(rows.slice(0, 7)), tmp_path / "tiny.csv")
+    config = file_config(tmp_path / "tiny.csv")
+    assert_user_error(cli(capsys, "train", config, "--out", tmp_path / "run", "--set", "data.split.valid=0.05"),
+                      "tiny.csv has 7 rows: too few for a valid split (data.split.valid 0.05 of them rounds to 0); "
+                      "add rows or set data.split.valid: 0")  # fmt: skip
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_valid_and_test_shares_of_zero_train_on_every_row(capsys, rows, csv_with, file_config, tmp_path):
+    """No valid split: nothing for early stopping to choose on, so every epoch runs and the last is kept."""
+    config = file_config(csv_with("data.csv"), epochs=2, patience=1)
+    code, out, err = cli(capsys, "train", config, "--out", tmp_path / "run",
+                         "--set", "data.split.valid=0", "--set", "data.split.test=0")  # fmt: skip
+    assert code == 0, err
+    assert "warning: the valid split has no rows (data.split.valid: 0)" in err
+    assert "warning: the test split has no rows (data.split.test: 0)" in err
+    assert "Traceback" not in err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2
+    assert metrics["test"]["click"]["auc"] is None  # nan: no rows
+
+
+# -- a split in which a binary task has one class -------------------------------------------------
+@pytest.fixture
+def no_purchase_outside_train(rows, csv_with):
+    """The file with purchase = 0 on every valid and test row: one class there."""
+    held_out = np.concatenate([split_rows(rows, "valid"), split_rows(rows, "test")])
+    return csv_with("data.csv", purchase={int(r): 0 for r in held_out})
+
+
+def test_one_class_in_a_split_is_a_warning_and_early_stopping_uses_the_other_tasks(
+    capsys, rows, no_purchase_outside_train, file_config, tmp_path
+):
+    config = file_config(no_purchase_outside_train, epochs=2)
+    code, _, err = cli(capsys, "train", config, "--out", tmp_path / "run")
+    assert code == 0, err
+    clicked = int(np.asarray(rows["click"])[split_rows(rows, "valid") - 1].sum())
+    assert (f"warning: task 'purchase': the valid split has only one class (all 0) on its {clicked} rows where "
+            "click = 1; its auc, gauc, calibration are undefined, so early stopping (mean.auc) uses the other "
+            "tasks (click)\n") in err  # fmt: skip
+    assert "warning: task 'purchase': the test split has only one class (all 0)" in err
+    assert err.count("warning: task 'purchase': the valid split") == 1  # once, not every epoch
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    for record in history:  # purchase has no valid AUC: early stopping watches click's alone
+        assert record["valid"]["purchase"]["auc"] is None and record["valid"]["click"]["auc"] is not None
+    best = max(history, key=lambda r: r["valid"]["click"]["auc"])["epoch"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"] == best
+
+
+def test_a_monitored_task_without_a_value_keeps_the_last_epoch(
+    capsys, no_purchase_outside_train, file_config, tmp_path
+):
+    config = file_config(no_purchase_outside_train, epochs=3, patience=1, monitor="purchase.auc")
+    code, _, err = cli(capsys, "train", config, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "so train.monitor 'purchase.auc' has no value (early stopping keeps the last epoch)" in err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"] == 3
+
+
+# -- numeric options out of range -----------------------------------------------------------------
+@pytest.mark.parametrize("port", [0, 65536, 99999])
+def test_serve_port_out_of_range(capsys, trained_run, port):
+    assert_user_error(cli(capsys, "serve", trained_run, "--port", port), f"--port: expected 1..65535, got {port}")
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (("demo", "--rows", -1), ("--rows", "-1")),
+        (("demo", "--epochs", 0), ("--epochs", "0")),
+        (("compare", "nope.yaml", "--seeds", 0), ("--seeds: expected an integer >= 1, got 0",)),
+        (("simulate", "--rows", -5, "--out", "x.csv"), ("rows", "-5")),
+        (("simulate", "--rows", 50, "--correlation", 2, "--out", "x.csv"), ("correlation", "[0, 1]")),
+    ],
+)
+def test_numeric_options_out_of_range_are_one_line_errors(capsys, tmp_path, monkeypatch, args, needles):
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(cli(capsys, *args), *needles)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_simulator_setting_out_of_range_in_a_config(capsys, config_file, tmp_path):
+    assert_user_error(cli(capsys, "train", config_file, "--out", tmp_path / "run", "--set", "data.synthetic.rows=5"),
+                      "data.synthetic", "page_size")  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from mtlrec.config import SplitConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.encode import Encoder
 from mtlrec.data.split import split_table
 from mtlrec.data.synthetic import default_schema
@@ -61,7 +63,7 @@ def test_integer_and_float_ids_are_the_same_category():
 
 
 def test_the_encoder_is_fit_on_the_train_split_only(shop_table):
-    tables = split_table(shop_table, SplitConfig(method="user", column="user_id", valid=0.2, test=0.2))
+    tables, _ = split_table(shop_table, SplitConfig(method="user", column="user_id", valid=0.2, test=0.2), "shop")
     base = default_schema()
     schema = dataclasses.replace(base, features=(FeatureSpec("user_id", "categorical"), *base.features))
     enc = Encoder(schema).fit(tables["train"])
@@ -208,26 +210,44 @@ def label_encoder(task: TaskSpec, where: str | None = None) -> Encoder:
 
 
 @pytest.mark.parametrize(
-    "task, values, row",
+    "task, values, row, got",
     [
-        (TaskSpec("y", "binary"), [0, 1, 2, 0], 3),
-        (TaskSpec("y", "binary"), [0.0, None, 1.0, 0.0], 2),
-        (TaskSpec("y", "multiclass", n_classes=3), [0, 2, 1, 3], 4),
-        (TaskSpec("y", "multiclass", n_classes=3), [0, -1, 1, 2], 2),
-        (TaskSpec("y", "multiclass", n_classes=3), [0, 1.5, 1, 2], 2),
-        (TaskSpec("y", "multilabel", n_classes=3), ["0|1", "", "2|3", "1"], 3),
-        (TaskSpec("y", "regression"), [1.0, 2.0, float("nan"), 0.5], 3),
-        (TaskSpec("y", "regression"), [1.0, None, 2.0, 0.5], 2),
-        (TaskSpec("y", "regression", transform="log1p"), [1.0, 0.0, 2.0, -1.0], 4),
+        (TaskSpec("y", "binary"), [0, 1, 2, 0], 3, "2"),
+        (TaskSpec("y", "binary"), [0.0, None, 1.0, 0.0], 2, "a missing value"),
+        (TaskSpec("y", "binary"), [0.0, 1.0, 1.0, 0.5], 4, "0.5"),
+        (TaskSpec("y", "multiclass", n_classes=3), [0, 2, 1, 3], 4, "3"),
+        (TaskSpec("y", "multiclass", n_classes=3), [0, -1, 1, 2], 2, "-1"),
+        (TaskSpec("y", "multiclass", n_classes=3), [0, 1.5, 1, 2], 2, "1.5"),
+        (TaskSpec("y", "multilabel", n_classes=3), ["0|1", "", "2|3", "1"], 3, "3"),
+        (TaskSpec("y", "multilabel", n_classes=3), ["0|1", "", "1", "1|2|x"], 4, "'x'"),
+        (TaskSpec("y", "regression"), [1.0, 2.0, float("nan"), 0.5], 3, "nan"),
+        (TaskSpec("y", "regression"), [1.0, 2.0, 0.5, float("-inf")], 4, "-inf"),
+        (TaskSpec("y", "regression"), [1.0, None, 2.0, 0.5], 2, "a missing value"),
+        (TaskSpec("y", "regression", transform="log1p"), [1.0, 0.0, 2.0, -1.0], 4, "-1"),
     ],
-    ids=["binary-2", "binary-null", "multiclass-n", "multiclass-neg", "multiclass-frac",
-         "multilabel-range", "regression-nan", "regression-null", "log1p-minus-one"],
+    ids=["binary-2", "binary-null", "binary-half", "multiclass-n", "multiclass-neg", "multiclass-frac",
+         "multilabel-range", "multilabel-text", "regression-nan", "regression-inf", "regression-null",
+         "log1p-minus-one"],
 )  # fmt: skip
-def test_labels_outside_the_domain_name_column_and_row(task, values, row):
+def test_labels_outside_the_domain_name_column_row_and_value(task, values, row, got):
+    """The value as the user wrote it (2, not np.float64(2.0)); a multilabel row counted as a row,
+    not as the position of its label among all labels."""
     enc = label_encoder(task)
     table = pa.table({"f": [1.0, 2.0, 3.0, 4.0], "y": values})
-    with pytest.raises(DataError, match=rf"column 'y' in train.csv row {row}\b"):
+    with pytest.raises(DataError) as err:
         enc.transform(table, where="train.csv")
+    assert re.fullmatch(rf"column 'y' in train.csv row {row}: expected .*, got {re.escape(got)}", str(err.value))
+
+
+def test_errors_name_the_row_of_the_file_it_came_from():
+    """A table that is part of a file (a split) names the file's row, from its RowOrigin."""
+    enc = label_encoder(TaskSpec("y", "binary"))
+    table = pa.table({"f": [1.0, 2.0, 3.0], "y": [0, 1, 2]})
+    with pytest.raises(DataError, match=r"^column 'y' in data.csv row 43: expected a 0/1 label, got 2$"):
+        enc.transform(table, where=RowOrigin("data.csv", np.array([7, 3, 42])))
+    numbers = FeatureSpec("f", "numeric")
+    with pytest.raises(DataError, match=r"^column 'f' in data.csv row 9: expected a finite number, got inf$"):
+        Encoder(schema(numbers)).fit(pa.table({"f": [1.0, np.inf]}), where=RowOrigin("data.csv", np.array([4, 8])))
 
 
 def test_multilabel_list_column_out_of_range():

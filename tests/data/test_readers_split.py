@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from mtlrec.config import SplitConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.readers import read_table, write_table
 from mtlrec.data.split import SPLITS, split_indices, split_table
 from mtlrec.errors import DataError
@@ -142,7 +143,7 @@ def test_time_split_puts_the_latest_rows_in_test(shop_table):
     ts = np.asarray(shuffled["ts"])
     assert ts[parts["train"]].max() <= ts[parts["valid"]].min()
     assert ts[parts["valid"]].max() <= ts[parts["test"]].min()
-    tables = split_table(shuffled, cfg)
+    tables, _ = split_table(shuffled, cfg, "shop")
     assert pc.min(tables["test"]["ts"]).as_py() >= pc.max(tables["train"]["ts"]).as_py()
 
 
@@ -165,5 +166,52 @@ def test_split_errors_name_the_column(shop_table):
     with_null = pa.table({"ts": pa.array([1, None, 3], pa.int64())})
     with pytest.raises(DataError, match="column 'ts' has 1 missing"):
         split_indices(with_null, SplitConfig(method="time", column="ts"))
-    with pytest.raises(DataError, match="no training rows"):
-        split_table(pa.table({"x": [1, 2]}), SplitConfig(valid=0.45, test=0.45))
+    with pytest.raises(DataError, match=r"^x\.csv has 2 rows: too few for a train split"):
+        split_table(pa.table({"x": [1, 2]}), SplitConfig(valid=0.45, test=0.45), "x.csv")
+
+
+def test_each_split_keeps_where_its_rows_are_in_the_file(shop_table):
+    """Errors name a row by its file and row there, not by its position in a split."""
+    table = shop_table.append_column("file_row", pa.array(np.arange(shop_table.num_rows)))
+    for cfg in (SplitConfig(seed=3), SplitConfig(method="user", column="user_id", valid=0.2, test=0.2)):
+        tables, origins = split_table(table, cfg, "shop.csv")
+        for name in SPLITS:
+            assert str(origins[name]) == "shop.csv"
+            np.testing.assert_array_equal(origins[name].index, np.asarray(tables[name]["file_row"]))
+            last = tables[name].num_rows - 1
+            assert origins[name].row(last) == f"shop.csv row {tables[name]['file_row'][last].as_py() + 1}"
+
+
+def test_a_filtered_table_keeps_its_rows_origin_through_the_split():
+    """A filter before the split (e.g. dropped rows of a data set) shifts positions; the origin follows."""
+    table = pa.table({"x": np.arange(20) * 10})
+    keep = np.arange(20) % 3 != 0
+    origin = RowOrigin("d.csv").take(keep)
+    tables, origins = split_table(table.filter(pa.array(keep)), SplitConfig(valid=0.2, test=0.2), origin)
+    for name in SPLITS:
+        rows = np.asarray(tables[name]["x"]) // 10  # the file rows, 0-based
+        assert [origins[name].row(i) for i in range(len(rows))] == [f"d.csv row {r + 1}" for r in rows]
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (SplitConfig(valid=0.05, test=0.2), "d.csv has 7 rows: too few for a valid split (data.split.valid 0.05 "
+                                            "of them rounds to 0); add rows or set data.split.valid: 0"),
+        (SplitConfig(valid=0.2, test=0.05), "d.csv has 7 rows: too few for a test split"),
+        (SplitConfig(method="time", column="t", valid=0.2, test=0.05), "d.csv has 7 rows: too few for a test split"),
+        (SplitConfig(method="user", column="u", valid=0.1, test=0.3),
+         "d.csv has 3 'u' groups: too few for a valid split"),
+    ],
+)  # fmt: skip
+def test_too_few_rows_for_a_split_name_the_data_and_the_fix(cfg, message):
+    table = pa.table({"t": np.arange(7), "u": [1, 1, 2, 2, 3, 3, 3]})
+    with pytest.raises(DataError) as err:
+        split_table(table, cfg, "d.csv")
+    assert str(err.value).startswith(message)
+
+
+def test_a_split_of_share_zero_is_empty():
+    tables, origins = split_table(pa.table({"x": np.arange(7)}), SplitConfig(valid=0.0, test=0.0), "d.csv")
+    assert {name: t.num_rows for name, t in tables.items()} == {"train": 7, "valid": 0, "test": 0}
+    assert len(origins["valid"].index) == 0

@@ -22,7 +22,7 @@ def run(
     config: Path = typer.Argument(..., help="Experiment YAML (see configs/conflict.yaml)."),
     models: str = typer.Option("shared_bottom", "--models", help="Comma-separated models: shared_bottom,mmoe"),
     weightings: str = typer.Option("static", "--weightings", help="Comma-separated methods: static,pcgrad,nash_mtl"),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per cell: train.seed, train.seed + 1, ..."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per cell: train.seed, train.seed + 1, ..."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2"),
     out: Path = typer.Option(None, "--out", help="Where runs and tables go (default runs/compare-<config>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out directory."),
@@ -35,8 +35,10 @@ def run(
     from mtlrec.cli.table import HEADLINE, markdown
     from mtlrec.compare import check_names, grid, run_grid, summarize, table, write_csv
     from mtlrec.config import load_config
-    from mtlrec.errors import RunError
+    from mtlrec.errors import ConfigError, RunError
 
+    if seeds < 1:
+        raise ConfigError(f"--seeds: expected an integer >= 1, got {seeds}")
     cfg = load_config(config, set_)
     model_names, weighting_names = _names(models, "--models"), _names(weightings, "--weightings")
     check_names(model_names, weighting_names)

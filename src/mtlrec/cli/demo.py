@@ -20,8 +20,12 @@ def run(
     next to the oracle (the best achievable, from the simulator's true probabilities)."""
     from mtlrec.cli.table import HEADLINE, markdown
     from mtlrec.config import ExperimentConfig
+    from mtlrec.errors import ConfigError
     from mtlrec.experiment import prepare, run_experiment
 
+    for option, value in (("--rows", rows), ("--epochs", epochs)):
+        if value < 1:
+            raise ConfigError(f"{option}: expected an integer >= 1, got {value}")
     cfg = ExperimentConfig.model_validate({
         "data": {"synthetic": {"rows": rows, "seed": seed}},
         "model": {"task_paths": PROFILE_TASKS},

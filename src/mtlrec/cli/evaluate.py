@@ -19,7 +19,7 @@ def run(
     from mtlrec.data.readers import read_table
     from mtlrec.data.split import SPLITS
     from mtlrec.errors import ConfigError
-    from mtlrec.experiment import load_splits
+    from mtlrec.experiment import load_data
     from mtlrec.serve.predictor import Predictor
 
     predictor = Predictor.load(run_dir)
@@ -28,7 +28,8 @@ def run(
     else:
         if split not in SPLITS:
             raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
-        table, where = load_splits(predictor.config)[1][split], f"the {split} split"
+        _, tables, origins = load_data(predictor.config)
+        table, where = tables[split], origins[split]
     result = predictor.evaluate(table, where=where)
     print(metrics_table(result["data"], result.get("oracle")))
     if json_out:

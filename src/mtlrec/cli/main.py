@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import warnings
+from pathlib import Path
 
 import typer
 
@@ -44,8 +46,24 @@ def _root(
     """Multi-task learning for e-commerce recommendation."""
 
 
+PACKAGE = Path(mtlrec.__file__).resolve().parent
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """mtlrec's own warnings as one line, like its errors ("warning: ..."); others as Python shows them."""
+    mine = issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(PACKAGE)
+    text = f"warning: {message}\n" if mine else warnings.formatwarning(message, category, filename, lineno, line)
+    (sys.stderr if file is None else file).write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (2 for a user error)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="mtlrec", standalone_mode=False)
     except MtlrecError as err:

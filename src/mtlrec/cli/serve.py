@@ -25,6 +25,8 @@ def run(
     from mtlrec.serve.app import create_app
     from mtlrec.serve.schemas import Limits
 
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port: expected 1..65535, got {port}")
     if threads < 1:
         raise ConfigError(f"--threads: expected a number >= 1, got {threads}")
     try:

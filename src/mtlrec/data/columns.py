@@ -1,7 +1,11 @@
-"""Arrow column -> numpy conversions that check types and domains, with errors naming the table,
-column and first bad row (rows are counted from 1, the header excluded)."""
+"""Arrow column -> numpy conversions that check types and domains, with errors naming the file (or
+table), column and first bad row as the user finds it (rows counted from 1, the header excluded),
+and the bad value as they wrote it."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -10,18 +14,76 @@ import pyarrow.compute as pc
 from mtlrec.errors import DataError
 
 
-def _bad(where: str, column: str, row: int, expected: str, got: object) -> DataError:
-    return DataError(f"column '{column}' in {where} row {row + 1}: expected {expected}, got {got!r}")
+@dataclass(frozen=True, eq=False)
+class RowOrigin:
+    """Where the rows of a table come from, so that an error names a row as the user finds it: row
+    i of the table is data row ``index[i]`` (0-based) of ``name``; with ``index`` None, row i itself
+    (the table is the file). ``take`` follows the table through a split or a filter."""
+
+    name: str  # a file name ("train.csv"), or what else holds the rows ("synthetic data")
+    index: np.ndarray | None = None  # [N] int64
+
+    def take(self, rows: np.ndarray) -> RowOrigin:
+        """The origin of ``table.take(rows)``; a boolean mask: of ``table.filter(rows)``."""
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+        return RowOrigin(self.name, rows if self.index is None else self.index[rows])
+
+    @classmethod
+    def of(cls, where: Where) -> RowOrigin:
+        """``where`` as a RowOrigin: a plain name is a table whose row i is row i."""
+        return where if isinstance(where, RowOrigin) else cls(where)
+
+    def row(self, i: int) -> str:
+        """'train.csv row 1042': the table's row ``i`` (0-based) as the user counts it."""
+        return f"{self.name} row {int(i if self.index is None else self.index[i]) + 1}"
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def require_columns(table: pa.Table, columns: list[str], where: str) -> None:
+# What an error names: a RowOrigin, or a plain name whose row i is the table's row i (a file read as
+# is, a request).
+Where = str | RowOrigin
+
+
+def shown(value: object) -> str:
+    """A value as the user wrote it: text quoted ('N/A'), numbers plain (2, 2.5, nan, inf), never a
+    numpy repr; None as 'a missing value'."""
+    if value is None:
+        return "a missing value"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e16 else repr(x)
+    return repr(value)
+
+
+def bad_value(where: Where, column: str, row: int, expected: str, got: object) -> DataError:
+    """The error for the table's row ``row`` (0-based), e.g. column 'price' in train.csv row 1042:
+    expected a number, got 'N/A'."""
+    return DataError(f"column '{column}' in {RowOrigin.of(where).row(row)}: expected {expected}, got {shown(got)}")
+
+
+def number_at(col: pa.ChunkedArray, values: np.ndarray, row: int) -> float | None:
+    """What a bad cell held, for an error: the number read from ``col`` (``values``), or None where
+    the cell is missing (read as nan)."""
+    return values[row] if col[row].is_valid else None
+
+
+def require_columns(table: pa.Table, columns: list[str], where: Where) -> None:
     missing = [c for c in dict.fromkeys(columns) if c not in table.column_names]
     if missing:
         have = ", ".join(table.column_names[:12]) + (" ..." if table.num_columns > 12 else "")
         raise DataError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {have})")
 
 
-def as_strings(col: pa.ChunkedArray, name: str, where: str) -> pa.ChunkedArray:
+def as_strings(col: pa.ChunkedArray, name: str, where: Where) -> pa.ChunkedArray:
     """A categorical column as strings (nulls stay null)."""
     if pa.types.is_nested(col.type):
         raise DataError(f"column '{name}' in {where}: expected single values, got a {col.type} column")
@@ -32,7 +94,7 @@ def as_strings(col: pa.ChunkedArray, name: str, where: str) -> pa.ChunkedArray:
     return pc.cast(col, pa.string())
 
 
-def as_float(col: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+def as_float(col: pa.ChunkedArray, name: str, where: Where) -> np.ndarray:
     """A numeric column as float64; null -> NaN. Text that is not a number is an error."""
     if pa.types.is_nested(col.type):
         raise DataError(f"column '{name}' in {where}: expected numbers, got a {col.type} column")
@@ -41,7 +103,7 @@ def as_float(col: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
         ok = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^(?i:nan|)$")
         bad = np.flatnonzero(~np.asarray(ok.fill_null(True)))
         if len(bad):
-            raise _bad(where, name, int(bad[0]), "a number", col[int(bad[0])].as_py())
+            raise bad_value(where, name, int(bad[0]), "a number", col[int(bad[0])].as_py())
         col = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     try:
         return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -49,28 +111,29 @@ def as_float(col: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
         raise DataError(f"column '{name}' in {where}: expected numbers, got {col.type}") from None
 
 
-def as_binary(col: pa.ChunkedArray, name: str, where: str, mask: np.ndarray | None = None) -> np.ndarray:
+def as_binary(col: pa.ChunkedArray, name: str, where: Where, mask: np.ndarray | None = None) -> np.ndarray:
     """A 0/1 label column as float32; rows outside ``mask`` are not checked and become 0."""
     values = as_float(col, name, where)  # booleans cast to 0.0 / 1.0
     check = values if mask is None else np.where(mask, values, 0.0)
     bad = np.flatnonzero(~((check == 0) | (check == 1)))
     if len(bad):
-        raise _bad(where, name, int(bad[0]), "a 0/1 label", values[bad[0]])
+        raise bad_value(where, name, int(bad[0]), "a 0/1 label", number_at(col, values, int(bad[0])))
     return check.astype(np.float32)
 
 
 def as_labels_in_range(
-    col: pa.ChunkedArray, name: str, where: str, n: int, mask: np.ndarray
+    col: pa.ChunkedArray, name: str, where: Where, n: int, mask: np.ndarray
 ) -> np.ndarray:
     """An integer class label in [0, n) as int64; rows outside ``mask`` become 0."""
     values = np.where(mask, as_float(col, name, where), 0.0)
     bad = np.flatnonzero(~((values >= 0) & (values < n) & (values == np.round(values))))
     if len(bad):
-        raise _bad(where, name, int(bad[0]), f"a class index in 0..{n - 1}", values[bad[0]])
+        got = number_at(col, values, int(bad[0]))
+        raise bad_value(where, name, int(bad[0]), f"a class index in 0..{n - 1}", got)
     return values.astype(np.int64)
 
 
-def as_lists(col: pa.ChunkedArray, name: str, where: str, separator: str) -> pa.ListArray:
+def as_lists(col: pa.ChunkedArray, name: str, where: Where, separator: str) -> pa.ListArray:
     """A multi-valued column (a list column, or text split on ``separator``) as list<string>;
     null -> empty list; empty tokens dropped."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

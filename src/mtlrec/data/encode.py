@@ -16,11 +16,15 @@ import torch
 
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.columns import (
+    RowOrigin,
+    Where,
     as_binary,
     as_float,
     as_labels_in_range,
     as_lists,
     as_strings,
+    bad_value,
+    number_at,
     require_columns,
 )
 from mtlrec.data.lookup import VocabLookup
@@ -43,13 +47,12 @@ def _vocabulary(values: pa.Array, spec: FeatureSpec) -> list[str]:
     return [str(v) for v in vals[order]]
 
 
-def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
     """A numeric feature as float64 (NaN = missing); infinities would poison the scaling."""
     x = as_float(col, f.source, where)
     bad = np.flatnonzero(np.isinf(x))
     if len(bad):
-        row, value = int(bad[0]), float(x[bad[0]])
-        raise DataError(f"column '{f.source}' in {where} row {row + 1}: expected a finite number, got {value!r}")
+        raise bad_value(where, f.source, int(bad[0]), "a finite number", x[bad[0]])
     return x
 
 
@@ -68,7 +71,7 @@ class Encoder:
         self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, table: pa.Table, where: str = "train") -> "Encoder":
+    def fit(self, table: pa.Table, where: Where = "train") -> "Encoder":
         require_columns(table, [f.source for f in self.schema.features], where)
         for f in self.schema.features:
             col = table[f.source]
@@ -81,7 +84,7 @@ class Encoder:
         self._fit_targets(table, where)
         return self
 
-    def _fit_targets(self, table: pa.Table, where: str) -> None:
+    def _fit_targets(self, table: pa.Table, where: Where) -> None:
         """Mean and std of each regression label (after its transform) over its sample space, so the
         model learns standardised targets whatever their scale."""
         for t in self.schema.tasks:
@@ -138,7 +141,7 @@ class Encoder:
         )
 
     # -- transforming ------------------------------------------------------------------------
-    def transform(self, table: pa.Table, *, labels: bool = True, where: str = "data") -> EncodedData:
+    def transform(self, table: pa.Table, *, labels: bool = True, where: Where = "data") -> EncodedData:
         """Encode features (and, when ``labels``, the tasks' labels and sample-space masks)."""
         if not self.fitted:
             raise RuntimeError("Encoder.transform called before fit")
@@ -171,7 +174,7 @@ class Encoder:
             targets=dict(self.targets_),
         )
 
-    def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> list[np.ndarray]:
+    def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> list[np.ndarray]:
         s = self.numeric_[f.name]
         x = _feature_numbers(col, f, where)
         missing = np.isnan(x)
@@ -190,13 +193,13 @@ class Encoder:
             look = self._lookups[name] = VocabLookup(self.vocabs_[name])
         return look
 
-    def _categorical(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+    def _categorical(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
         look = self._vocab_lookup(f.name)
         if pa.types.is_integer(col.type):  # ids as integers: no text needed (same result)
             return look.integers(col)
         return look.strings(as_strings(col, f.source, where))
 
-    def _sequence(self, col: pa.ChunkedArray, f: FeatureSpec, where: str) -> np.ndarray:
+    def _sequence(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         if pa.types.is_list(col.type) and pa.types.is_integer(col.type.value_type) and col.null_count == 0 \
                 and col.flatten().null_count == 0:  # fmt: skip
@@ -215,7 +218,7 @@ class Encoder:
         out[row[keep], pos[keep]] = ids[keep]
         return out
 
-    def _labels(self, table: pa.Table, where: str) -> tuple[dict, dict]:
+    def _labels(self, table: pa.Table, where: Where) -> tuple[dict, dict]:
         ys: dict[str, torch.Tensor] = {}
         masks: dict[str, torch.Tensor] = {}
         n = table.num_rows
@@ -232,7 +235,7 @@ class Encoder:
         return ys, masks
 
     @staticmethod
-    def _label(col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: str) -> np.ndarray:
+    def _label(col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: Where) -> np.ndarray:
         name = t.source
         if t.kind == "binary":
             return as_binary(col, name, where, mask)
@@ -240,15 +243,13 @@ class Encoder:
             return as_labels_in_range(col, name, where, t.n_classes, mask)
         if t.kind == "multilabel":
             lists = as_lists(col, name, where, t.separator)
-            flat = as_float(pa.chunked_array([lists.flatten()]), name, where)
             lengths = np.diff(np.asarray(lists.offsets))
-            row = np.repeat(np.arange(len(lengths)), lengths)
+            row = np.repeat(np.arange(len(lengths)), lengths)  # each label's row
+            labels_at = RowOrigin.of(where).take(row)  # errors name the label's row
+            flat = as_float(pa.chunked_array([lists.flatten()]), name, labels_at)
             bad = np.flatnonzero(~((flat >= 0) & (flat < t.n_classes) & (flat == np.round(flat))) & mask[row])
             if len(bad):
-                raise DataError(
-                    f"column '{name}' in {where} row {row[bad[0]] + 1}: expected label indices in "
-                    f"0..{t.n_classes - 1}, got {flat[bad[0]]!r}"
-                )
+                raise bad_value(labels_at, name, int(bad[0]), f"label indices in 0..{t.n_classes - 1}", flat[bad[0]])
             out = np.zeros((len(lengths), t.n_classes), dtype=np.float32)
             ok = mask[row]
             out[row[ok], flat[ok].astype(np.int64)] = 1.0
@@ -258,7 +259,7 @@ class Encoder:
         bad = np.flatnonzero(~(np.isfinite(y) & (y > low)))
         if len(bad):
             expected = "a number > -1 (log1p target)" if t.transform == "log1p" else "a finite number"
-            raise DataError(f"column '{name}' in {where} row {bad[0] + 1}: expected {expected}, got {y[bad[0]]!r}")
+            raise bad_value(where, name, int(bad[0]), expected, number_at(col, y, int(bad[0])))
         return (np.log1p(y) if t.transform == "log1p" else y).astype(np.float32)
 
     # -- persistence -------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mtlrec.config import DataConfig
+from mtlrec.config import DataConfig, SplitConfig
+from mtlrec.data.columns import RowOrigin
+from mtlrec.data.split import split_table
 from mtlrec.errors import ConfigError
 from mtlrec.registry import Registry
 from mtlrec.spec import Schema
@@ -19,8 +21,25 @@ from mtlrec.spec import Schema
 class Source:
     table: pa.Table  # every row (with predefined splits: their concatenation)
     schema: Schema | None  # the source's default schema, if it has one
-    name: str  # how errors refer to it, e.g. the file name
+    origin: RowOrigin  # where the rows of ``table`` come from (with predefined splits: only its name counts)
     splits: dict[str, pa.Table] | None = None  # predefined train/valid/test; None: split by data.split
+    split_origins: dict[str, RowOrigin] | None = None  # where the rows of each predefined split come from
+
+    def __post_init__(self) -> None:
+        if (self.splits is None) != (self.split_origins is None):
+            raise ValueError("Source: predefined splits need their split_origins")
+
+    @property
+    def name(self) -> str:
+        """How errors refer to the source as a whole, e.g. the file name."""
+        return self.origin.name
+
+    def split(self, cfg: SplitConfig) -> tuple[dict[str, pa.Table], dict[str, RowOrigin]]:
+        """The train/valid/test tables (the predefined ones first, else ``table`` split by ``cfg``)
+        and where the rows of each come from."""
+        if self.splits is not None:
+            return self.splits, self.split_origins
+        return split_table(self.table, cfg, self.origin)
 
 
 class DataSource:
@@ -48,11 +67,14 @@ class SyntheticSource(DataSource):
         from mtlrec.data.synthetic import default_schema, simulate
 
         s = cfg.synthetic
-        table = simulate(
-            rows=s.rows, users=s.users, items=s.items, categories=s.categories, brands=s.brands,
-            page_size=s.page_size, correlation=s.correlation, seed=s.seed,
-        )
-        return Source(table, default_schema(s.categories), "synthetic data")
+        try:
+            table = simulate(
+                rows=s.rows, users=s.users, items=s.items, categories=s.categories, brands=s.brands,
+                page_size=s.page_size, correlation=s.correlation, seed=s.seed,
+            )
+        except ValueError as err:  # "simulate: rows must be >= page_size (10), got 5"
+            raise ConfigError(f"data.synthetic: {str(err).split(': ', 1)[-1]}") from None
+        return Source(table, default_schema(s.categories), RowOrigin("synthetic data"))
 
 
 @SOURCES.register("file")
@@ -65,7 +87,7 @@ class FileSource(DataSource):
 
         if not cfg.path:
             raise ConfigError("data.path: required when data.source is 'file'")
-        return Source(read_table(cfg.path), None, Path(cfg.path).name)
+        return Source(read_table(cfg.path), None, RowOrigin(Path(cfg.path).name))
 
 
 def load_source(cfg: DataConfig) -> Source:

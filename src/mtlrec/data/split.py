@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtlrec.config import SplitConfig
+from mtlrec.data.columns import RowOrigin, Where
 from mtlrec.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -46,8 +47,40 @@ def split_indices(table: pa.Table, cfg: SplitConfig) -> dict[str, np.ndarray]:
     return {name: np.flatnonzero(row_part == i) for i, name in enumerate(SPLITS)}
 
 
-def split_table(table: pa.Table, cfg: SplitConfig) -> dict[str, pa.Table]:
+def split_table(
+    table: pa.Table, cfg: SplitConfig, origin: Where
+) -> tuple[dict[str, pa.Table], dict[str, RowOrigin]]:
+    """The train/valid/test tables, and where each one's rows come from (``origin``: the table's).
+    A split with a share in ``cfg`` that gets no rows is a DataError naming the data and the fix."""
+    origin = RowOrigin.of(origin)
     parts = split_indices(table, cfg)
-    if len(parts["train"]) == 0:
-        raise DataError(f"split: no training rows out of {table.num_rows}")
-    return {name: table.take(pa.array(idx)) for name, idx in parts.items()}
+    _check_sizes(table, cfg, origin, parts)
+    tables = {name: table.take(pa.array(idx)) for name, idx in parts.items()}
+    return tables, {name: origin.take(idx) for name, idx in parts.items()}
+
+
+def _check_sizes(table: pa.Table, cfg: SplitConfig, origin: RowOrigin, parts: dict[str, np.ndarray]) -> None:
+    """Every split with a share gets rows; else a DataError saying how many there are and what to set."""
+    shares = {"train": 1.0 - cfg.valid - cfg.test, "valid": cfg.valid, "test": cfg.test}
+    empty = [name for name, share in shares.items() if share > 0 and not len(parts[name])]
+    if not empty:
+        return
+    name = empty[0]
+    if cfg.method == "user":
+        groups = len(pc.unique(table[cfg.column]))
+        has, gives = f"has {_count(groups, f'{cfg.column!r} group')}", "gives none with rows"
+    else:
+        has, gives = f"has {_count(table.num_rows, 'row')}", "rounds to 0"
+    if name == "train":
+        raise DataError(
+            f"{origin} {has}: too few for a train split (data.split.valid {cfg.valid} and data.split.test "
+            f"{cfg.test} take them all); add rows or lower data.split.valid and data.split.test"
+        )
+    raise DataError(
+        f"{origin} {has}: too few for a {name} split (data.split.{name} {shares[name]} of them {gives}); "
+        f"add rows or set data.split.{name}: 0"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -66,15 +66,13 @@ def parse_objectives(text: str, *, aliases: Mapping[str, str] | None = None) -> 
 def relevance(table: Any, column: str, where: str) -> np.ndarray:
     """A relevance column of a pyarrow table as float64: missing -> 0 (no purchase, no value);
     negative values are an error naming the row."""
-    from mtlrec.data.columns import as_float, require_columns
+    from mtlrec.data.columns import as_float, bad_value, require_columns
 
     require_columns(table, [column], where)
     values = np.nan_to_num(as_float(table[column], column, where), nan=0.0)
     bad = np.flatnonzero(values < 0)
     if len(bad):
-        raise DataError(
-            f"column '{column}' in {where} row {bad[0] + 1}: expected a relevance >= 0, got {float(values[bad[0]])!r}"
-        )
+        raise bad_value(where, column, int(bad[0]), "a relevance >= 0", values[bad[0]])
     return values
 
 

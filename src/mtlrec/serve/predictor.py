@@ -11,6 +11,7 @@ import torch
 
 from mtlrec.artifacts import check_run_dir, load_tensors, read_yaml
 from mtlrec.config import ExperimentConfig, parse_config
+from mtlrec.data.columns import Where
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
 from mtlrec.evaluation import Metrics, evaluate_model, oracle_predictions, predict
@@ -67,7 +68,7 @@ class Predictor:
             self._fuser = load_fusion(self.run_dir) if self.run_dir else default_fuser(self.encoder.schema.tasks)
         return self._fuser
 
-    def predict(self, table: pa.Table, where: str = "data") -> dict[str, np.ndarray]:
+    def predict(self, table: pa.Table, where: Where = "data") -> dict[str, np.ndarray]:
         """{task: [N] or [N, K]} from raw rows (labels not needed)."""
         data = self.encoder.transform(table, labels=False, where=where)
         return predict(self.model, data, self.config.train.eval_batch_size)
@@ -82,7 +83,7 @@ class Predictor:
             out = output_predictions(self.model.output_tasks, self.model(batch), self.encoder.targets_)
             return {name: p.numpy() for name, p in out.items()}
 
-    def evaluate(self, table: pa.Table, where: str = "data") -> dict[str, Metrics]:
+    def evaluate(self, table: pa.Table, where: Where = "data") -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""
         data = self.encoder.transform(table, where=where)
         out = {"data": evaluate_model(self.model, predict(self.model, data, self.config.train.eval_batch_size), data)}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtlrec.artifacts import append_jsonl, save_tensors
-from mtlrec.train.monitor import monitored_value
+from mtlrec.train.monitor import better, monitored_value
 
 if TYPE_CHECKING:
     from mtlrec.train.trainer import Trainer
@@ -90,7 +90,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer, record):
         value = monitored_value(self.monitor, record["valid"])
         record["monitor"] = {self.monitor: value}
-        if self.best_state is None or value > self.best:
+        if self.best_state is None or better(value, self.best):
             self.best, self.best_epoch, self.waited = value, record["epoch"], 0
             self.best_state = copy.deepcopy(trainer.model.state_dict())
             return

@@ -85,3 +85,44 @@ def test_line_numbers_count_blank_lines(tmp_path, load):
     text = CSV.replace("\n10,4", "\n\n\n10,4").replace("0.25", "x")  # the bad row is now on line 5
     with pytest.raises(DataError, match=r"a.csv line 5: column 'numerical_1': expected a number, got 'x'"):
         load("aliexpress", write(tmp_path / "a.csv", text))
+
+
+def rows_csv(n: int, bad: int | None = None, unclicked: tuple[int, ...] = ()) -> str:
+    """n data rows; row ``bad`` (1-based) holds a number too large for a float (read as inf); the
+    ``unclicked`` rows have a conversion without a click (dropped when read)."""
+    lines = ["search_id,categorical_1,numerical_1,click,conversion"]
+    for i in range(1, n + 1):
+        click, conversion = (0, 1) if i in unclicked else (i % 2, i % 4 == 1)
+        lines.append(f"{i // 3},{i % 5},{'1e999' if i == bad else i / 10},{click},{int(conversion)}")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_errors(path):
+    from mtlrec.config import parse_config
+    from mtlrec.experiment import prepare
+
+    with pytest.raises(DataError) as err:
+        prepare(parse_config({"data": {"source": "aliexpress", "path": str(path)}}))
+    return str(err.value)
+
+
+def test_a_bad_value_names_the_row_of_its_own_file_in_a_folder(tmp_path):
+    """The test file is halved into valid and test, and a dropped row shifts the positions: the error
+    still names test.csv and the row the user finds there."""
+    write(tmp_path / "d" / "train.csv", rows_csv(12))
+    for bad in (7, 8):  # one lands in valid, the other in test (data.split.seed 0)
+        write(tmp_path / "d" / "test.csv", rows_csv(9, bad=bad, unclicked=(2,)))
+        message = prepare_errors(tmp_path / "d")
+        assert message == f"column 'numerical_1' in test.csv row {bad}: expected a finite number, got inf"
+
+
+def test_a_bad_value_names_its_row_in_one_file_after_dropped_rows(tmp_path):
+    path = write(tmp_path / "a.csv", rows_csv(40, bad=31, unclicked=(3, 5, 30)))
+    assert prepare_errors(path) == "column 'numerical_1' in a.csv row 31: expected a finite number, got inf"
+
+
+def test_a_test_file_too_small_to_halve(tmp_path, load):
+    write(tmp_path / "d" / "train.csv", rows_csv(12))
+    write(tmp_path / "d" / "test.csv", rows_csv(1))
+    with pytest.raises(DataError, match=r"test.csv has too few rows \(1\) to halve into a valid and a test split"):
+        load("aliexpress", tmp_path / "d")

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from mtlrec.config import DataConfig, SplitConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -177,10 +178,15 @@ def find_split_files(folder: Path, source: str) -> dict[str, Path]:
 
 
 def predefined_splits(
-    tables: dict[str, pa.Table], split: SplitConfig, source: str, files: dict[str, Path]
-) -> dict[str, pa.Table]:
-    """train/valid/test from a data set's own files; without a validation file the test file is
-    split 1:1 (at random, seeded by data.split.seed) into valid and test, as in the MMoE paper."""
+    tables: dict[str, pa.Table],
+    origins: dict[str, RowOrigin],
+    split: SplitConfig,
+    source: str,
+    files: dict[str, Path],
+) -> tuple[dict[str, pa.Table], dict[str, RowOrigin]]:
+    """train/valid/test from a data set's own files (``origins``: where each table's rows are in
+    its file), and where their rows come from; without a validation file the test file is split 1:1
+    (at random, seeded by data.split.seed) into valid and test, as in the MMoE paper."""
     if split.method != "random":
         raise ConfigError(
             f"data.split.method: '{source}' uses the data set's own train/test files; "
@@ -195,41 +201,58 @@ def predefined_splits(
             )
     if "valid" not in tables:
         test = tables["test"]
+        if test.num_rows < 2:
+            raise DataError(
+                f"{files['test']} has too few rows ({test.num_rows}) to halve into a valid and a test split; add rows"
+            )
         order = np.random.default_rng(split.seed).permutation(test.num_rows)
         half = (test.num_rows + 1) // 2
-        tables = {
-            "train": tables["train"],
-            "valid": test.take(pa.array(np.sort(order[:half]))),
-            "test": test.take(pa.array(np.sort(order[half:]))),
-        }
-    return {name: tables[name] for name in ("train", "valid", "test")}
+        parts = {"valid": np.sort(order[:half]), "test": np.sort(order[half:])}
+        tables = {"train": tables["train"], **{name: test.take(pa.array(idx)) for name, idx in parts.items()}}
+        origins = {"train": origins["train"], **{name: origins["test"].take(idx) for name, idx in parts.items()}}
+    names = ("train", "valid", "test")
+    for name in names:
+        if not tables[name].num_rows:  # every row dropped (drop_unclicked)
+            raise DataError(f"{origins[name]}: no rows left for the {name} split")
+    return {name: tables[name] for name in names}, {name: origins[name] for name in names}
 
 
-def drop_unclicked(table: pa.Table, click: str, conversion: str, path: Path, option: str, keep: bool) -> pa.Table:
+def drop_unclicked(
+    table: pa.Table, click: str, conversion: str, path: Path, option: str, keep: bool
+) -> tuple[pa.Table, RowOrigin]:
     """Rows with a conversion but no click (raw Ali-CCP has some): log a warning with their count,
-    then drop them, or keep them (outside the conversion task's sample space: the clicked rows)."""
+    then drop them, or keep them (outside the conversion task's sample space: the clicked rows).
+    Returns the table and where its rows are in the file ``path``."""
+    origin = RowOrigin(path.name)
     odd = (np.asarray(table[conversion]) == 1) & (np.asarray(table[click]) == 0)
     n = int(odd.sum())
     if n:
         action = "kept (outside the post-click task's sample space)" if keep else f"dropped ({option}: keep keeps them)"
         log.warning(f"{path}: {n} row(s) with {conversion}=1 but {click}=0; {action}")
         if not keep:
-            table = table.filter(pa.array(~odd))
-    return table
+            table, origin = table.filter(pa.array(~odd)), origin.take(~odd)
+    return table, origin
 
 
 def file_or_split_files(
-    cfg: DataConfig, source: str, read: Callable[[Path], pa.Table], schema_of: Callable[[pa.Table], "Schema"]
+    cfg: DataConfig,
+    source: str,
+    read: Callable[[Path], tuple[pa.Table, RowOrigin]],
+    schema_of: Callable[[pa.Table], "Schema"],
 ) -> "Source":
     """``data.path`` is one file (split later by ``data.split``) or a folder of train/test (and
-    optional val) files, the data set's own splits; ``schema_of`` reads the default schema off the
-    (train) table."""
+    optional val) files, the data set's own splits; ``read`` gives a file's table and where its rows
+    are in the file; ``schema_of`` reads the default schema off the (train) table."""
     from mtlrec.data.sources import Source, require_path
 
     path = require_path(cfg)
     if path.is_file():
-        table = read(path)
-        return Source(table, schema_of(table), path.name)
+        table, origin = read(path)
+        return Source(table, schema_of(table), origin)
     files = find_split_files(path, source)
-    splits = predefined_splits({r: read(p) for r, p in files.items()}, cfg.split, source, files)
-    return Source(pa.concat_tables(splits.values()), schema_of(splits["train"]), path.name, splits)
+    read_files = {role: read(p) for role, p in files.items()}
+    tables = {role: table for role, (table, _) in read_files.items()}
+    origins = {role: origin for role, (_, origin) in read_files.items()}
+    splits, split_origins = predefined_splits(tables, origins, cfg.split, source, files)
+    table = pa.concat_tables(splits.values())
+    return Source(table, schema_of(splits["train"]), RowOrigin(path.name), splits, split_origins)

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtlrec.config import DataConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.datasets._files import (
     binary,
     drop_unclicked,
@@ -174,7 +175,7 @@ class AliCCP(DataSource):
     def __init__(self, *, unclicked_purchases: Literal["drop", "keep"] = "drop") -> None:
         self.unclicked_purchases = unclicked_purchases
 
-    def _read(self, path: Path) -> pa.Table:
+    def _read(self, path: Path) -> tuple[pa.Table, RowOrigin]:
         table = read_ali_ccp(path)
         return drop_unclicked(
             table, "click", "purchase", path, "data.ali_ccp.unclicked_purchases", self.unclicked_purchases == "keep"

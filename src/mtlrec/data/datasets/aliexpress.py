@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtlrec.config import DataConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.datasets._files import (
     binary,
     drop_unclicked,
@@ -67,7 +68,7 @@ class AliExpress(DataSource):
     def __init__(self, *, unclicked_conversions: Literal["drop", "keep"] = "drop") -> None:
         self.unclicked_conversions = unclicked_conversions
 
-    def _read(self, path: Path) -> pa.Table:
+    def _read(self, path: Path) -> tuple[pa.Table, RowOrigin]:
         option = "data.aliexpress.unclicked_conversions"
         keep = self.unclicked_conversions == "keep"
         return drop_unclicked(read_aliexpress(path), "click", "conversion", path, option, keep)

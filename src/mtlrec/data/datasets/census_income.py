@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from mtlrec.config import DataConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.datasets._files import TextFile, numbers, predefined_splits, read_delimited
 from mtlrec.data.sources import SOURCES, DataSource, Source, require_path
 from mtlrec.errors import ConfigError, DataError
@@ -143,6 +144,7 @@ class CensusIncome(DataSource):
         names = column_names(folder)
         files = {"train": _find(folder, "data"), "test": _find(folder, "test")}
         tables = {role: read_census(path, names) for role, path in files.items()}
-        splits = predefined_splits(tables, cfg.split, self.registered_name, files)
+        origins = {role: RowOrigin(path.name) for role, path in files.items()}
+        splits, split_origins = predefined_splits(tables, origins, cfg.split, self.registered_name, files)
         schema = default_schema(names, self.numeric_categories, self.min_count)
-        return Source(pa.concat_tables(splits.values()), schema, folder.name, splits)
+        return Source(pa.concat_tables(splits.values()), schema, RowOrigin(folder.name), splits, split_origins)

@@ -27,10 +27,11 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from mtlrec.config import DataConfig, SplitConfig
+from mtlrec.data.columns import RowOrigin
 from mtlrec.data.datasets._files import integers, read_delimited
 from mtlrec.data.sources import SOURCES, DataSource, Source, require_path
 from mtlrec.data.split import split_table
-from mtlrec.errors import ConfigError, DataError
+from mtlrec.errors import ConfigError
 from mtlrec.spec import FeatureSpec, Schema, TaskSpec
 
 COLUMNS = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
@@ -203,15 +204,14 @@ class TaobaoUserBehavior(DataSource):
             raise ConfigError(f"data.path: {path} is a folder; taobao_userbehavior reads {self.path_help}")
         table = build_samples(read_events(path), negatives=self.negatives, history_length=self.history, seed=self.seed)
         schema = default_schema(self.history)
+        origin = RowOrigin(f"the table of samples built from {path.name}")  # no row of it is a line of the file
         if not self.split_by_time:
-            return Source(table, schema, path.name)
+            return Source(table, schema, origin)
         if cfg.split.method != "random":
             raise ConfigError(
                 f"data.split.method: taobao_userbehavior splits by sample time; set "
                 f"data.taobao_userbehavior.split_by_time: false to split by data.split.method '{cfg.split.method}'"
             )
         by_time = SplitConfig(method="time", column="time", valid=cfg.split.valid, test=cfg.split.test)
-        splits = split_table(table, by_time)
-        if not splits["valid"].num_rows or not splits["test"].num_rows:
-            raise DataError(f"{path}: too few samples ({table.num_rows}) for a valid and a test split")
-        return Source(table, schema, path.name, splits)
+        splits, split_origins = split_table(table, by_time, origin)
+        return Source(table, schema, origin, splits, split_origins)
