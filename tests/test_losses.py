@@ -137,3 +137,34 @@ def test_predictions_per_kind():
     probs = to_predictions(TaskSpec("s", "multiclass", n_classes=K), m)
     assert torch.allclose(probs.sum(-1), torch.ones(4))
     assert torch.allclose(to_predictions(TaskSpec("i", "multilabel", n_classes=K), m), torch.sigmoid(m))
+
+
+@pytest.mark.parametrize("task", TASKS, ids=IDS)
+def test_bfloat16_autocast_counts_and_sums_rows_in_float32(task):
+    """Under ``precision: bfloat16`` the logits are bf16; the mean must still divide by the exact
+    row count (a bf16 count of 1001 rows is 1000) and sum in float32."""
+    n, width = 1500, task.out_dim
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 4, generator=g)
+    linear = torch.nn.Linear(4, width)
+    y = example_labels(task, n, g)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=g)[:1001]] = True
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = linear(x)
+        logits = logits.squeeze(-1) if width == 1 else logits
+        assert logits.dtype == torch.bfloat16
+        got = masked_loss(task, logits, y, mask)
+    assert got.dtype == torch.float32
+    want = hand(task, logits.float(), y, mask)  # the float32 mean of the very same bf16 logits
+    assert got.item() == pytest.approx(want, rel=1e-6)
+
+
+def example_labels(task: TaskSpec, n: int, g: torch.Generator) -> torch.Tensor:
+    if task.kind == "binary":
+        return torch.randint(0, 2, (n,), generator=g).float()
+    if task.kind == "regression":
+        return torch.randn(n, generator=g)
+    if task.kind == "multiclass":
+        return torch.randint(0, K, (n,), generator=g)
+    return torch.randint(0, 2, (n, K), generator=g).float()

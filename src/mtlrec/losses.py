@@ -27,9 +27,12 @@ def _per_row(task: TaskSpec, logits: Tensor, y: Tensor) -> Tensor:
 
 
 def masked_loss(task: TaskSpec, logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-    """Mean loss over rows where ``mask`` is True; 0 (with a gradient path) when there are none."""
-    m = mask.to(logits.dtype)
-    return (_per_row(task, logits, y) * m).sum() / m.sum().clamp_min(1.0)
+    """Mean loss over rows where ``mask`` is True; 0 (with a gradient path) when there are none.
+
+    Summed and counted in float32 whatever the logits' dtype: under bfloat16 autocast a bf16 count
+    has 8 significant bits (1001 rows would count as 1000)."""
+    m = mask.to(torch.float32)
+    return (_per_row(task, logits, y).float() * m).sum() / m.sum().clamp_min(1.0)
 
 
 def task_losses(tasks: Sequence[TaskSpec], logits: dict[str, Tensor], batch: TensorBatch) -> dict[str, Tensor]:

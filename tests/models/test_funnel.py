@@ -117,6 +117,19 @@ def test_aitm_calibrator_is_zero_when_the_funnel_is_monotone():
     assert masked == 0  # the only violation is outside the sample space
 
 
+def test_aitm_calibrator_counts_rows_in_float32_under_bfloat16():
+    """Every row violates the funnel by the same amount, so the mean is that amount exactly; a
+    bf16 row count (1001 -> 1000) or a bf16 sum would be off by about 0.1%."""
+    n = 1001
+    click = torch.full((n,), -1.0, dtype=torch.bfloat16)
+    later = torch.full((n,), 1.0, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (penalty,) = calibration_penalty([click, later], torch.ones(n, dtype=torch.bool))
+    want = float(torch.sigmoid(torch.tensor(1.0)) - torch.sigmoid(torch.tensor(-1.0)))
+    assert float(penalty) == pytest.approx(want, rel=1e-6)
+    assert penalty.dtype == torch.float32
+
+
 def test_aitm_outputs_and_calibrator_hook(shop):
     model = build("aitm", shop, calibration=0.5)
     batch = shop[2].take(slice(0, 512))

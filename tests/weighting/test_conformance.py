@@ -15,6 +15,7 @@ from mtlrec.config import ExperimentConfig, WeightingConfig
 from mtlrec.hyper import keyword_parameters
 from mtlrec.spec import TaskSpec
 from mtlrec.weighting import WEIGHTINGS, build_weighting
+from mtlrec.weighting.base import Shared
 
 METHODS = WEIGHTINGS.names()
 TASKS = [TaskSpec("a", "binary"), TaskSpec("b", "binary"), TaskSpec("c", "regression")]
@@ -32,12 +33,12 @@ class Toy(nn.Module):
         self.x, self.y = torch.randn(32, 4), torch.randn(len(TASKS), 32)
 
     def losses(self):
-        h = self.bottom(self.x)
+        self.h = self.bottom(self.x)  # the shared representation of this forward pass
         parts = zip(TASKS, self.heads, self.y)
-        return {t.name: ((head(h).squeeze(-1) - y) ** 2).mean() * (i + 1) for i, (t, head, y) in enumerate(parts)}
+        return {t.name: ((head(self.h).squeeze(-1) - y) ** 2).mean() * (i + 1) for i, (t, head, y) in enumerate(parts)}
 
-    def shared_parameters(self):
-        return list(self.bottom.parameters())
+    def shared(self):
+        return Shared(list(self.bottom.parameters()), [self.h])
 
 
 def test_all_methods_of_the_issue_are_registered():
@@ -62,7 +63,7 @@ def test_backward_sets_finite_gradients_and_reports_weights(name):
     opt = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=0.01)
     for _ in range(3):
         opt.zero_grad(set_to_none=True)
-        stats = method.backward(model.losses(), model.shared_parameters())
+        stats = method.backward(model.losses(), model.shared())
         assert isinstance(stats, dict)
         for p in model.parameters():
             assert p.grad is not None and bool(torch.isfinite(p.grad).all())
@@ -81,7 +82,7 @@ def test_state_survives_a_safetensors_round_trip(name, tmp_path):
     opt = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=0.05)
     for epoch in range(1, 4):
         opt.zero_grad(set_to_none=True)
-        method.backward(model.losses(), model.shared_parameters())
+        method.backward(model.losses(), model.shared())
         opt.step()
         method.after_step(model.losses)
         method.on_epoch_end(epoch, {"a": 1.0 / epoch, "b": 2.0 / epoch**0.5, "c": 3.0})

@@ -1,6 +1,6 @@
 """Gradient methods against known answers: the shared machinery (per-task gradients, write-back,
-the shared representation), PCGrad's projections, the Nash bargaining condition, CAGrad's dual,
-MGDA's common descent direction."""
+the shared representation, tasks absent from the batch), PCGrad's projections, the Nash
+bargaining condition, CAGrad's dual, MGDA's common descent direction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting._grads import GradientWeighting, shared_edges
+from mtlrec.weighting._grads import GradientWeighting, representation_edges
+from mtlrec.weighting.base import Shared
 from mtlrec.weighting.cagrad import cagrad_weights
 from mtlrec.weighting.mgda import MGDA
 from mtlrec.weighting.nash_mtl import nash_bargaining
@@ -36,11 +37,11 @@ class Toy(nn.Module):
         self.y = torch.randn(n_tasks, 16)
 
     def losses(self):
-        h = self.bottom(self.x)
-        return {f"t{i}": ((head(h).squeeze(-1) - self.y[i]) ** 2).mean() for i, head in enumerate(self.heads)}
+        self.h = self.bottom(self.x)  # the shared representation of this forward pass
+        return {f"t{i}": ((head(self.h).squeeze(-1) - self.y[i]) ** 2).mean() for i, head in enumerate(self.heads)}
 
-    def shared_parameters(self):
-        return list(self.bottom.parameters())
+    def shared(self):
+        return Shared(list(self.bottom.parameters()), [self.h])
 
 
 class Fixed(GradientWeighting):
@@ -71,10 +72,10 @@ def test_shared_part_gets_the_combination_and_towers_their_own_gradient(on):
     model = Toy()
     ref = per_task_grads(model)
     method = Fixed(tasks(3), on=on)
-    stats = method.backward(model.losses(), model.shared_parameters())
+    stats = method.backward(model.losses(), model.shared())
     assert stats == {"t0": 0.5, "t1": 2.0, "t2": -1.0} == method.weights()
     params = list(model.parameters())
-    shared = {id(p) for p in model.shared_parameters()}
+    shared = {id(p) for p in model.shared().parameters}
     for i, p in enumerate(params):
         if id(p) in shared:
             want = sum(float(w) * ref[f"t{t}"][i] for t, w in enumerate(method.w))
@@ -87,22 +88,21 @@ def test_shared_part_gets_the_combination_and_towers_their_own_gradient(on):
         assert torch.allclose(method.k, g @ g.T, rtol=1e-5, atol=1e-8)
 
 
-def test_the_shared_representation_is_the_bottom_output():
+def test_representation_edges_take_each_tensor_in_a_graph_once():
     model = Toy()
     h = model.bottom(model.x)
-    losses = [((head(h).squeeze(-1) - y) ** 2).mean() for head, y in zip(model.heads, model.y)]
-    edges = shared_edges(losses)
+    inner = model.bottom[0].weight  # a leaf: no edge of a graph to replace a gradient on
+    edges = representation_edges([h, h, torch.zeros(3), inner])
     assert [(e.node, e.output_nr) for e in edges] == [(h.grad_fn, 0)]
-    assert shared_edges(losses[:1]) == []  # one task: nothing to share
-    separate = [(nn.Linear(5, 1)(model.x) ** 2).mean() for _ in range(2)]
-    assert shared_edges(separate) == []  # nothing in common (single_task)
+    parts = torch.randn(4, 3, requires_grad=True).unbind(0)  # one node, several outputs
+    assert [e.output_nr for e in representation_edges(parts[2:])] == [2, 3]
 
 
 def test_nothing_shared_falls_back_to_the_plain_sum():
     model = Toy()
     ref = per_task_grads(model)
     method = PCGrad(tasks(3))
-    method.backward(model.losses(), [])
+    method.backward(model.losses(), Shared())
     for i, p in enumerate(model.parameters()):
         assert torch.allclose(p.grad, sum(ref[f"t{t}"][i] for t in range(3)), atol=1e-6)
 
@@ -132,7 +132,7 @@ def test_pcgrad_end_to_end_on_linear_losses():
     """With L_t = g_t . theta the gradients are the g_t: theta.grad must be the sum of projections."""
     g = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     theta = nn.Parameter(torch.zeros(3))
-    PCGrad(tasks(3)).backward({f"t{i}": g[i] @ theta for i in range(3)}, [theta])
+    PCGrad(tasks(3)).backward({f"t{i}": g[i] @ theta + 1.0 for i in range(3)}, Shared([theta]))
     # t2 is orthogonal to both, so the order does not matter: (0.5, 0.5, 0) + (0, 1, 0) + (0, 0, 1)
     assert torch.allclose(theta.grad, torch.tensor([0.5, 1.5, 1.0]))
 
@@ -146,7 +146,7 @@ def test_mgda_direction_does_not_increase_any_loss(normalize):
     theta = nn.Parameter(torch.zeros(8))
     method = MGDA(tasks(4), normalize=normalize)
     losses = {f"t{i}": g[i] @ theta + 1.0 for i in range(4)}  # positive losses for "loss" scaling
-    method.backward(losses, [theta])
+    method.backward(losses, Shared([theta]))
     assert float((g @ theta.grad).min()) >= -1e-6  # a descent direction (or zero) for every task
     assert all(w >= 0 for w in method.weights().values())
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mtlrec.spec import TaskSpec
+from mtlrec.weighting.base import Shared
 from mtlrec.weighting.dwa import DWA
 from mtlrec.weighting.famo import FAMO
 from mtlrec.weighting.gradnorm import GradNorm
@@ -32,12 +33,12 @@ class Toy(nn.Module):
         self.y = torch.stack([self.x[:, 0] - self.x[:, 1], torch.sin(2 * self.x[:, 2])])
 
     def losses(self, scale=SCALE):
-        h = self.bottom(self.x)
-        mse = [((head(h).squeeze(-1) - y) ** 2).mean() for head, y in zip(self.heads, self.y)]
+        self.h = self.bottom(self.x)  # the shared representation of this forward pass
+        mse = [((head(self.h).squeeze(-1) - y) ** 2).mean() for head, y in zip(self.heads, self.y)]
         return {"small": mse[0], "big": scale * mse[1]}
 
-    def shared_parameters(self):
-        return list(self.bottom.parameters())
+    def shared(self):
+        return Shared(list(self.bottom.parameters()), [self.h])
 
 
 def train(method, steps=200, lr=0.02, epoch_steps=None, scale=SCALE):
@@ -48,7 +49,7 @@ def train(method, steps=200, lr=0.02, epoch_steps=None, scale=SCALE):
     for step in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
         losses = model.losses(scale)
-        method.backward(losses, model.shared_parameters())
+        method.backward(losses, model.shared())
         opt.step()
         method.after_step(lambda: model.losses(scale))
         for t in sums:
@@ -114,7 +115,7 @@ def test_famo_moves_weight_to_the_task_whose_loss_fell_least():
     method = FAMO(TASKS)
     before = torch.softmax(method.logits, 0)
     losses = {"small": torch.tensor(1.0, requires_grad=True), "big": torch.tensor(100.0, requires_grad=True)}
-    method.backward(losses, [])
+    method.backward(losses, Shared())
     w = method.weights()  # effective weights z_t / (c L_t): the 100x loss gets 100x less
     assert w["small"] / w["big"] == pytest.approx(SCALE)
     method.after_step(lambda: {"small": torch.tensor(0.5), "big": torch.tensor(99.0)})
@@ -135,7 +136,7 @@ def test_rlw_draws_fresh_weights_in_the_simplex():
     seen = []
     for _ in range(5):
         losses = {"small": torch.tensor(1.0, requires_grad=True), "big": torch.tensor(2.0, requires_grad=True)}
-        method.backward(losses, [])
+        method.backward(losses, Shared())
         w = method.weights()
         assert all(v > 0 for v in w.values()) and sum(w.values()) == pytest.approx(1.0)
         seen.append(w["small"])

@@ -31,7 +31,7 @@ def run(
     defaults = {name: p.default for name, p in keyword_parameters(type(model)).items()}
     params = {**defaults, **{k: getattr(cfg, k) for k in COMMON}, **cfg.section(cfg.name)}
     print("hyperparameters: " + ", ".join(f"{k}={_show(v)}" for k, v in params.items()))
-    print(f"parameters: {total:,} ({shared:,} shared by all tasks)")
+    print(f"parameters: {total:,} ({shared:,} shared by two or more tasks)")
     if hasattr(model, "task_paths"):
         own = {n: sum(p.numel() for p in net.parameters()) for n, net in model.task_paths.nets.items()}
         print("task paths (own embeddings + MLP " + _show(cfg.task_path_dims) + "): "

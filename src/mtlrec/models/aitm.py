@@ -46,9 +46,10 @@ class AIT(nn.Module):
 
 def calibration_penalty(joint_logits: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
     """Per step t >= 1: mean over ``mask`` rows of max(P_t - P_{t-1}, 0), P_t = sigmoid(logit_t)
-    the probability of reaching step t. Zero when the funnel is monotone."""
-    m = mask.to(joint_logits[0].dtype)
-    probs = [torch.sigmoid(x) for x in joint_logits]
+    the probability of reaching step t. Zero when the funnel is monotone. In float32 whatever the
+    logits' dtype (a bfloat16 row count is off by one at 1001 rows, like the losses')."""
+    m = mask.to(torch.float32)
+    probs = [torch.sigmoid(x.float()) for x in joint_logits]
     return [(torch.relu(b - a) * m).sum() / m.sum().clamp_min(1.0) for a, b in zip(probs, probs[1:])]
 
 
@@ -119,6 +120,3 @@ class AITM(MultiTaskModel):
         joint = [out[self.chain[0].name]] + [out[d.spec.name] for d in self.derived]
         penalties = calibration_penalty(joint, batch.masks[self.chain[0].name])
         return {d.spec.name: self.calibration * p for d, p in zip(self.derived, penalties)}
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return [*self.embedding.parameters(), *self.interaction.parameters()]

@@ -1,7 +1,7 @@
 """MultiTaskModel: batch -> {task: logits}. Sigmoid, losses, weighting and fusion live outside.
 
 The hooks a model may override (each defaults to nothing, so most models only write
-``__init__``, ``forward`` and ``shared_parameters``):
+``__init__`` and ``forward``):
 
 ``derived``          DerivedTask outputs beside the schema's tasks, e.g. ESMM's pCTCVR
                      (``click_and_purchase``). forward() returns their logits in the same dict; they
@@ -13,7 +13,8 @@ The hooks a model may override (each defaults to nothing, so most models only wr
 ``epoch_stats``      numbers to record once per epoch in history.jsonl, e.g. expert utilisation.
 
 The trainer and the evaluation use these through ``output_tasks``, ``loss_tasks``,
-``with_derived`` and ``complete`` and never look at which model they run.
+``with_derived`` and ``complete`` and never look at which model they run. What the tasks share
+(``shared_parameters``, ``shared``) is computed from the model, not listed by it (``sharing.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from mtlrec.data.batches import TensorBatch
+from mtlrec.models.shared_part import ModelSharedPart
+from mtlrec.models.sharing import Sharing, find_sharing
 from mtlrec.nn import MLP
 from mtlrec.registry import Registry
 from mtlrec.spec import InputLayout, TaskSpec
@@ -78,9 +81,34 @@ class MultiTaskModel(nn.Module):
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    # -- what the tasks share (computed, see sharing.py) -------------------------------------------
+    def sharing(self) -> Sharing:
+        """The probe's findings, computed on first use and kept (again if the parameters change,
+        e.g. once task paths are attached)."""
+        names = tuple(n for n, _ in self.named_parameters())
+        cached = self.__dict__.get("_sharing")
+        if cached is None or cached[0] != names:
+            cached = (names, find_sharing(self))
+            self.__dict__["_sharing"] = cached
+        return cached[1]
+
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters every task's loss reaches (what gradient-based weighting methods act on)."""
-        return []
+        """The parameters that two or more loss tasks reach (each loss task: its outputs, and what
+        its auxiliary term reads), e.g. the CTR tower of ESMM, which click and click_and_purchase
+        both go through; what the gradient methods combine the tasks' gradients on."""
+        by_name = dict(self.named_parameters())
+        return [by_name[n] for n in self.sharing().parameters]
+
+    def shared(self) -> ModelSharedPart:
+        """The shared part as the weighting methods take it: the shared parameters, and the shared
+        representation of each forward pass (captured by forward hooks, installed once per model)."""
+        part = self.__dict__.get("_shared_part")
+        if part is None or part.keys != self.sharing().representation:
+            if part is not None:
+                part.remove()
+            part = ModelSharedPart(self, self.sharing())
+            self.__dict__["_shared_part"] = part
+        return part
 
     # -- hooks (defaults: nothing extra) ------------------------------------------------------------
     @property

@@ -19,17 +19,31 @@ from mtlrec.spec import InputLayout, TaskSpec
 
 class CrossStitchUnit(nn.Module):
     """[T, B, D] -> [T, B, D]: out_t = sum_s alpha[t, s] * in_s; alpha starts at ``keep`` on the
-    diagonal and (1 - keep) / (T - 1) elsewhere (each row sums to 1)."""
+    diagonal and (1 - keep) / (T - 1) elsewhere (each row sums to 1).
+
+    Each row of alpha is a parameter of its own: at the last unit row t is read by task t alone
+    (it is that task's, not shared), while every column's rows feed every task below it."""
 
     def __init__(self, n_tasks: int, keep: float) -> None:
         super().__init__()
         off = (1.0 - keep) / (n_tasks - 1) if n_tasks > 1 else 0.0
         alpha = torch.full((n_tasks, n_tasks), off)
         alpha.fill_diagonal_(keep if n_tasks > 1 else 1.0)
-        self.alpha = nn.Parameter(alpha)
+        self.rows = nn.ParameterList(nn.Parameter(row.clone()) for row in alpha)
+
+    @property
+    def alpha(self) -> Tensor:
+        """[T, T] the mixing weights, row t: how task t's column mixes the columns."""
+        return torch.stack(list(self.rows))
 
     def forward(self, h: Tensor) -> Tensor:
         return torch.einsum("ts,sbd->tbd", self.alpha, h)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if (key := f"{prefix}alpha") in state_dict:  # weights saved with alpha as one [T, T] tensor
+            for t, row in enumerate(state_dict.pop(key)):
+                state_dict[f"{prefix}rows.{t}"] = row
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @MODELS.register("cross_stitch")
@@ -73,8 +87,3 @@ class CrossStitch(MultiTaskModel):
             stacked = torch.stack([self.dropout(torch.relu(f(v))) for f, v in zip(columns, h)])  # [T, B, D]
             h = list(unit(stacked).unbind(0))
         return {t.name: self.logits(t, self.towers[t.name](v)) for t, v in zip(self.tasks, h)}
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        # past the first unit, every column feeds every task
-        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.layers.parameters(),
-                *self.units.parameters()]  # fmt: skip

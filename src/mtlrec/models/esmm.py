@@ -4,7 +4,8 @@ A conversion (purchase) is only observed after a click, so a CVR model trained o
 trained on a biased sample and sees few positives. ESMM trains on all impressions instead: the
 click tower gives pCTR, the conversion tower pCVR = P(purchase | click), and their product
 pCTCVR = P(click and purchase) is trained against the label click x purchase on every impression;
-pCVR is never fitted on its own, it is learned through pCTCVR. The towers share the embeddings.
+pCVR is never fitted on its own, it is learned through pCTCVR. The towers share the embeddings,
+and click and click_and_purchase both go through the CTR tower: it is shared too (``shared_parameters``).
 
 The funnel comes from the tasks' sample spaces (``purchase`` with ``where: click``), or from
 ``chain``. Outputs: the schema's tasks (``purchase`` is pCVR, evaluated on clicked rows) and the
@@ -69,6 +70,3 @@ class ESMM(MultiTaskModel):
             return self.output_tasks
         conditional = {t.name for t in self.chain[1:]}
         return tuple(t for t in self.output_tasks if t.name not in conditional)
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return [*self.embedding.parameters(), *self.interaction.parameters()]

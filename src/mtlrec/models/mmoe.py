@@ -56,9 +56,5 @@ class MMoE(MultiTaskModel):
         h = h * len(self.tasks) if self.one_gate else h  # one mixture for every task
         return {t.name: self.logits(t, self.towers[t.name](v)) for t, v in zip(self.tasks, h)}
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        gates = [*self.gates.parameters()] if self.one_gate else []  # one gate is shared by every task
-        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.experts.parameters(), *gates]
-
     def epoch_stats(self) -> dict:
         return utilisation(self.gates)

@@ -57,14 +57,6 @@ class PLE(MultiTaskModel):
             inputs, shared = level(inputs, shared)  # {task: [B, D]}, [B, D] (None after the last)
         return {t.name: self.logits(t, self.towers[t.name](inputs[t.name])) for t in self.tasks}
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        params = [*self.embedding.parameters(), *self.interaction.parameters()]
-        for level in self.levels:
-            params += level.shared.parameters()
-            if level.shared_gate is not None:
-                params += level.shared_gate.parameters()
-        return params
-
     def epoch_stats(self) -> dict:
         gates = {}
         for i, level in enumerate(self.levels, start=1):

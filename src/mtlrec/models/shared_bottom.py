@@ -41,6 +41,3 @@ class SharedBottom(MultiTaskModel):
     def forward(self, batch: TensorBatch) -> dict[str, Tensor]:
         h = self.bottom(self.interaction(self.embedding(batch)))  # [B, bottom_dims[-1]]
         return {t.name: self.logits(t, self.towers[t.name](h)) for t in self.tasks}
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return [*self.embedding.parameters(), *self.interaction.parameters(), *self.bottom.parameters()]

@@ -1,6 +1,7 @@
 """Mixture-of-experts building blocks: a bank of MLP experts computed in one batched product per
-layer, a softmax gate that records how much weight it gives each expert, and one CGC level
-(Customized Gate Control, the building block of PLE)."""
+layer, the same for every task's own experts (each task's parameters its own), a softmax gate that
+records how much weight it gives each expert, and one CGC level (Customized Gate Control, the
+building block of PLE)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,66 @@ class Experts(nn.Module):
         self.out_dim = in_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x if x.dim() == 3 else x.unsqueeze(0).expand(self.n, *x.shape)  # [n, B, in]
-        for w, b in zip(self.weights, self.biases):
-            h = self.dropout(torch.relu(torch.baddbmm(b, h, w)))  # [n, B, d]
-        return h.transpose(0, 1)  # [B, n, D]
+        return _bank(x, self.weights, self.biases, self.dropout)
+
+    def split(self, sizes: Sequence[int]) -> list[Experts]:
+        """The bank cut into banks of ``sizes`` experts (in order; they sum to ``n``), each with its
+        own parameters, holding the values of its experts here."""
+        if sum(sizes) != self.n:
+            raise ValueError(f"experts: cannot split {self.n} experts into {tuple(sizes)}")
+        dims = [w.shape[2] for w in self.weights]
+        p = self.dropout.p if isinstance(self.dropout, nn.Dropout) else 0.0
+        with torch.random.fork_rng(devices=[]):  # the parts' own initial draws are overwritten: draw nothing
+            parts = [Experts(self.weights[0].shape[1], size, dims, dropout=p) for size in sizes]
+        with torch.no_grad():
+            for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+                for part, w_part, b_part in zip(parts, w.split(list(sizes)), b.split(list(sizes))):
+                    part.weights[layer].copy_(w_part)
+                    part.biases[layer].copy_(b_part)
+        return parts
+
+
+class TaskExperts(nn.Module):
+    """Each task's own ``n`` experts: one ``Experts`` per task, so that each task's experts are
+    parameters of their own (reached by that task only, unless something shared reads them), yet
+    computed like one bank of ``T * n``: one batched product per layer over the concatenated weights.
+
+    [B, in_dim] (one input for all) or [T * n, B, in_dim] (one per expert) -> [B, T * n, dims[-1]],
+    task i's experts at i * n ... (i + 1) * n - 1. Initialised as one bank of ``T * n`` experts
+    (the random draws of the single bank this replaced, in the same order)."""
+
+    def __init__(self, in_dim: int, tasks: Sequence[str], n: int, dims: Sequence[int], *, dropout: float = 0.0) -> None:
+        super().__init__()
+        bank = Experts(in_dim, len(tasks) * n, dims, dropout=dropout)
+        self.n, self.per_task = len(tasks) * n, n
+        self.banks = nn.ModuleDict(zip(tasks, bank.split([n] * len(tasks))))
+        self.dropout = bank.dropout
+        self.out_dim = bank.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        banks = list(self.banks.values())
+        weights = [torch.cat([b.weights[i] for b in banks]) for i in range(len(banks[0].weights))]  # [T * n, in, d]
+        biases = [torch.cat([b.biases[i] for b in banks]) for i in range(len(banks[0].biases))]  # [T * n, 1, d]
+        return _bank(x, weights, biases, self.dropout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before the split: one [T * n, ...] tensor per layer, cut into the tasks' own
+        for kind in ("weights", "biases"):
+            layer = 0
+            while (key := f"{prefix}{kind}.{layer}") in state_dict:
+                for task, part in zip(self.banks, state_dict.pop(key).split(self.per_task)):
+                    state_dict[f"{prefix}banks.{task}.{kind}.{layer}"] = part
+                layer += 1
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _bank(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], dropout: nn.Module) -> Tensor:
+    """n experts' layers as batched products: [B, in] or [n, B, in] -> [B, n, D]."""
+    n = weights[0].shape[0]
+    h = x if x.dim() == 3 else x.unsqueeze(0).expand(n, *x.shape)  # [n, B, in]
+    for w, b in zip(weights, biases):
+        h = dropout(torch.relu(torch.baddbmm(b, h, w)))  # [n, B, d]
+    return h.transpose(0, 1)  # [B, n, D]
 
 
 class Gate(nn.Module):
@@ -116,8 +173,8 @@ class CGCLevel(nn.Module):
         self.task_names = tuple(tasks)
         self.n_specific = n_specific
         self.shared = Experts(in_dim, n_shared, dims, dropout=dropout)
-        # every task's own experts in one bank (one product per layer): task i owns i*n_specific...
-        self.specific = Experts(in_dim, len(tasks) * n_specific, dims, dropout=dropout)
+        # every task's own experts, computed as one bank (one product per layer): task i's are i*n_specific...
+        self.specific = TaskExperts(in_dim, tasks, n_specific, dims, dropout=dropout)
         own = [f"own_{k}" for k in range(n_specific)] + [f"shared_{k}" for k in range(n_shared)]
         self.gates = nn.ModuleDict({t: Gate(in_dim, own) for t in tasks})
         every = [f"{t}_{k}" for t in tasks for k in range(n_specific)] + [f"shared_{k}" for k in range(n_shared)]

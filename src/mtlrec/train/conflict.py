@@ -58,7 +58,7 @@ class ConflictMonitor(Callback):
 
     def measure(self, trainer, batch) -> dict[str, Any]:
         model = trainer.model
-        shared = [p for p in model.shared_parameters() if p.requires_grad]
+        shared = [p for p in trainer.shared.parameters if p.requires_grad]  # found before the optimizers opened
         with torch.random.fork_rng(devices=[]):  # dropout here must not shift the training RNG
             losses = training_losses(model, batch)
         names = list(losses)

@@ -42,7 +42,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.stop = False
         self.epoch = 0
-        self.shared = model.shared_parameters()
+        self.shared = model.shared()  # shared parameters, and the shared representation of each step
         self.optimizer: Optimizers | None = None  # opened by fit()
 
     def fit(self, train: EncodedData, valid: EncodedData) -> None:

@@ -6,19 +6,41 @@ Every gradient method here (PCGrad, MGDA, CAGrad, Nash-MTL) turns the per-task g
 gradients only through their Gram matrix ``K = G G^T`` ([T, T]). So a method is one function
 ``K -> w``; how the gradients are taken is chosen by one hyperparameter, ``on``:
 
-``parameters`` (default): the flattened gradient on every parameter of
-    ``model.shared_parameters()``, the embedding table included. Exact, as in the papers. Cost:
-    T backward passes per step instead of one (T - 1 extra), plus T copies of the shared
-    gradient (with a large embedding table this is what dominates).
-``representation``: the gradient on the shared representation, found in the autograd graph as
-    the tensors nearest the losses that every task's loss depends on (for shared_bottom, the
-    bottom MLP's output; for MMoE, the stacked expert outputs). This is MGDA-UB (Sener & Koltun,
-    2018): the per-task gradients stop there, so they cost T backward passes through the towers
-    only, plus one full backward pass; the weights ``w`` are applied to the representation's
-    gradient, which then flows into all shared parameters.
+``parameters`` (default): the flattened gradient on every shared parameter
+    (``shared.parameters``: those that two or more loss tasks reach, the embedding table
+    included; see models/sharing.py). Exact, as in the papers. Cost: T backward passes per step
+    instead of one (T - 1 extra), plus T copies of the shared gradient (with a large embedding
+    table this is what dominates).
+``representation``: the gradient on the shared representation (``shared.representation``): the
+    tensors at the boundary of the shared part of the network, computed from shared parameters
+    only and reached by two or more tasks, met first on the way down from the losses (found once
+    per model, captured from each step's forward pass). Per model family:
+      shared_bottom: the bottom MLP's output;
+      mmoe: the experts' stacked output [B, n, D] and the embedded features (which the
+        task-specific gates read too); omoe: the experts' output and the one gate's weights;
+      ple: the embedded features (the task gates' input), level 1's shared and task experts'
+        outputs (with two or more levels every task reaches level 1's task experts through its
+        shared gate), and the last level's shared experts' output; CGC (one level): the
+        embedded features and the shared experts' output;
+      cross_stitch: the last layer's column outputs, which the last cross-stitch unit mixes
+        (its rows are each task's own);
+      esmm: the embedded features and the CTR tower's logit (click and click_and_purchase
+        both read it); aitm: the embedded features, the click encoder's output (read by the
+        click tower and by the transfer to the next step) and, with the calibrator on, the
+        click tower's logit (click_and_purchase's calibrator reads it);
+      single_task: nothing (the plain sum).
+    A task's row of the matrix is its gradient on all of them, concatenated. This is MGDA-UB
+    (Sener & Koltun, 2018): the per-task gradients stop there, so they cost T backward passes
+    through the towers only, plus one full backward pass. Each of these tensors' incoming
+    gradient is replaced by ``sum_t w_t`` of the tasks' gradients on it, which then flows into
+    all shared parameters below it; no task's own parameter lies below them.
 
-Either way each task's own parameters (its tower) get that task's plain gradient (weight 1), as in
-LibMTL; only the shared parameters get the combined update.
+Either way each task's own parameters (its tower, its gate) get that task's plain gradient
+(weight 1), as in LibMTL; only the shared parameters get the combined update.
+
+A task absent from the batch (its masked loss exactly 0: no row of its sample space; see
+``present``) has no gradient and takes no part in the solve: its weight is 0 and the method sees
+the others only, so that its zero gradient does not become, e.g., MGDA's min-norm point.
 """
 
 from __future__ import annotations
@@ -27,10 +49,10 @@ from typing import Callable, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.graph import GradientEdge
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting.base import LossWeighting
+from mtlrec.weighting.base import LossWeighting, SharedPart, present
 
 GradTarget = Literal["parameters", "representation"]
 
@@ -79,32 +101,15 @@ def parameter_gradients(losses: Sequence[Tensor], params: Sequence[Tensor], *, k
     return torch.stack(rows)
 
 
-def shared_edges(losses: Sequence[Tensor]) -> list[GradientEdge]:
-    """The shared representation: edges of the autograd graph into nodes that every loss reaches,
-    taken by a node that not every loss reaches (the task-specific consumers of the shared part).
-    Empty when nothing is shared."""
-    roots = [loss.grad_fn for loss in losses if loss.grad_fn is not None]
-    if len(roots) < 2:
-        return []
-    reach = [_reachable(root) for root in roots]
-    common = set.intersection(*reach)
+def representation_edges(tensors: Sequence[Tensor]) -> list[GradientEdge]:
+    """The autograd edges of the representation tensors that are in a graph, each once (two
+    modules may output the same tensor)."""
     edges: dict[tuple[int, int], GradientEdge] = {}
-    for nodes in reach:
-        for node in nodes - common:
-            for child, nr in node.next_functions:
-                if child is not None and child in common:
-                    edges[(id(child), nr)] = GradientEdge(child, nr)
+    for x in tensors:
+        if x.grad_fn is not None:
+            edge = get_gradient_edge(x)
+            edges.setdefault((id(edge.node), edge.output_nr), edge)
     return list(edges.values())
-
-
-def _reachable(root) -> set:
-    seen, stack = {root}, [root]
-    while stack:
-        for child, _ in stack.pop().next_functions:
-            if child is not None and child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
 
 
 def representation_gradients(
@@ -128,12 +133,12 @@ def representation_gradients(
     return per_loss, torch.stack(rows)
 
 
-def task_gradients(losses: Sequence[Tensor], shared: Sequence[nn.Parameter], on: GradTarget) -> Tensor:
+def task_gradients(losses: Sequence[Tensor], shared: SharedPart, on: GradTarget) -> Tensor:
     """[T, P]: each loss's gradient on the shared parameters or representation. Touches no
     ``.grad`` and keeps the graph (the caller still runs its own backward pass)."""
     if on == "parameters":
-        return parameter_gradients(losses, [p for p in shared if p.requires_grad], keep_graph=True)
-    return representation_gradients(losses, shared_edges([x for x in losses if x.requires_grad]))[1]
+        return parameter_gradients(losses, [p for p in shared.parameters if p.requires_grad], keep_graph=True)
+    return representation_gradients(losses, representation_edges(shared.representation))[1]
 
 
 class TaskGradients:
@@ -142,14 +147,14 @@ class TaskGradients:
     ``matrix``: [T, P] (rows in the order of ``losses``); ``apply(w)`` sets every ``.grad``: the
     shared part gets ``sum_t w_t g_t``, each task's own parameters their plain gradient."""
 
-    def __init__(self, losses: Sequence[Tensor], shared: Sequence[nn.Parameter], on: GradTarget) -> None:
+    def __init__(self, losses: Sequence[Tensor], shared: SharedPart, on: GradTarget) -> None:
         self.losses = list(losses)
         self.on = on
         if on == "parameters":
-            self.shared = [p for p in shared if p.requires_grad]
+            self.shared = [p for p in shared.parameters if p.requires_grad]
             self.matrix = self._by_parameters()
         else:
-            self.edges = shared_edges([x for x in self.losses if x.requires_grad])
+            self.edges = representation_edges(shared.representation)
             self.matrix = self._by_representation()
 
     def _by_parameters(self) -> Tensor:
@@ -186,8 +191,9 @@ class TaskGradients:
         total = torch.stack(live).sum()
         handles = []
         for i, edge in enumerate(self.edges):  # replace the representation's incoming gradient
-            combined = sum(w[t] * g[i] for t, g in enumerate(self.rep_grads) if g[i] is not None)
-            handles.append(edge.node.register_prehook(_replace(edge.output_nr, combined)))
+            parts = [w[t] * g[i] for t, g in enumerate(self.rep_grads) if g[i] is not None]
+            if parts:  # (no loss reaches a tensor of another forward pass: its node never runs)
+                handles.append(edge.node.register_prehook(_replace(edge.output_nr, sum(parts))))
         try:
             total.backward()
         finally:
@@ -207,7 +213,8 @@ def _replace(index: int, grad: Tensor) -> Callable:
 class GradientWeighting(LossWeighting):
     """Base of the methods that combine per-task gradients: a subclass defines ``combine(K, losses)``
     (the Gram matrix [T, T] float64 and the detached losses [T] -> weights [T]) and states its
-    ``cost``. The last weights are kept in a buffer (saved with the run)."""
+    ``cost``. ``combine`` sees the tasks present in the batch only (``solve``); the weights, 0 for
+    an absent task, are kept in a buffer (saved with the run) and recorded each epoch."""
 
     cost = "T - 1 extra backward passes per step (on=representation: T partial ones through the towers)"
 
@@ -222,11 +229,23 @@ class GradientWeighting(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.last_weights.tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         grads = TaskGradients([losses[t] for t in self.names], shared, self.on)
         values = torch.stack([losses[t].detach() for t in self.names]).double()
-        k = gram(grads.matrix)
-        w = self.combine(k, values) if k.diagonal().sum() > 0 else torch.ones(len(self.names), dtype=torch.float64)
+        w = self.solve(gram(grads.matrix), values)
         grads.apply(w)
         self.last_weights.copy_(w)
         return self.weights()
+
+    def solve(self, k: Tensor, losses: Tensor) -> Tensor:
+        """[T] weights: ``combine`` over the tasks present in the batch, 0 for the absent ones.
+        One task present: the method's answer for that task alone (MGDA, PCGrad: weight 1). None
+        present: every weight 0 (no task has a gradient). Present tasks whose gradients on the
+        shared part are all zero (nothing shared): weight 1 each, the plain sum."""
+        here = present(losses).nonzero().squeeze(1)
+        w = torch.zeros(len(losses), dtype=torch.float64)
+        if len(here) == 0:
+            return w
+        sub = k[here][:, here]
+        w[here] = self.combine(sub, losses[here]).double() if float(sub.diagonal().sum()) > 0 else 1.0
+        return w

@@ -11,10 +11,10 @@ from typing import Annotated, Sequence
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart
 
 
 @WEIGHTINGS.register("dwa")
@@ -34,7 +34,7 @@ class DWA(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.current.tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         (torch.stack([losses[t] for t in self.names]) * self.current).sum().backward()
         return {}
 

@@ -12,10 +12,10 @@ from typing import Annotated, Callable, Sequence
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart, present
 
 EPS = 1e-8
 
@@ -43,12 +43,12 @@ class FAMO(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.last_weights.tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
-        present = values.detach() > 0  # a task with no rows in this batch has loss 0: left out
+        here = present(values)  # a task with no rows in this batch (loss exactly 0) is left out
         z = torch.softmax(self.logits, 0)
         d = values.clamp_min(EPS)
-        w = torch.where(present, z / d.detach(), torch.zeros_like(z))
+        w = torch.where(here, z / d.detach(), torch.zeros_like(z))
         w = w / w.sum().clamp_min(EPS)  # gradient = sum_t w_t grad L_t = grad of sum_t (z_t / c) log L_t
         self.last_weights.copy_(w)
         self.prev_losses.copy_(values.detach())

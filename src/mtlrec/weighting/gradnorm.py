@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mtlrec.spec import TaskSpec
 from mtlrec.weighting._grads import GradTarget, task_gradients
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart, present
 
 
 @WEIGHTINGS.register("gradnorm")
@@ -43,19 +43,20 @@ class GradNorm(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.w.detach().tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
         norms = task_gradients([losses[t] for t in self.names], shared, self.on).norm(dim=1)  # [T] |grad L_t|
         with torch.no_grad():
             detached = values.detach()
-            fresh = torch.isnan(self.initial_losses) & (detached > 0)
+            here = present(detached)  # the means below are over the tasks in the batch; the others keep their w
+            fresh = torch.isnan(self.initial_losses) & here
             self.initial_losses.copy_(torch.where(fresh, detached, self.initial_losses))
             ratio = torch.nan_to_num(detached / self.initial_losses, nan=1.0, posinf=1.0)
-            ratio = ratio / ratio.mean().clamp_min(1e-12)
+            ratio = ratio / _mean(ratio, here).clamp_min(1e-12)
             g = self.w * norms  # G_t
-            target = g.mean() * ratio**self.alpha
+            target = _mean(g, here) * ratio**self.alpha
             # d/dw_t of sum_t |G_t - target_t| with the target held constant, as in the paper
-            self.w.grad = torch.sign(g - target) * norms
+            self.w.grad = torch.where(here, torch.sign(g - target) * norms, torch.zeros_like(norms))
         (self.w.detach() * values).sum().backward()
         return {}
 
@@ -63,3 +64,8 @@ class GradNorm(LossWeighting):
         with torch.no_grad():
             self.w.clamp_(min=1e-3)
             self.w.mul_(len(self.names) / self.w.sum())
+
+
+def _mean(x: Tensor, where: Tensor) -> Tensor:
+    """Mean of ``x`` over ``where`` (0 when it is empty)."""
+    return (x * where).sum() / where.sum().clamp_min(1)

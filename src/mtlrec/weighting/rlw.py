@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart
 
 
 @WEIGHTINGS.register("rlw")
@@ -27,7 +27,7 @@ class RLW(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.last_weights.tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         w = torch.softmax(torch.randn(len(self.names)), 0)  # the global generator: seeded by train.seed
         self.last_weights.copy_(w)
         (torch.stack([losses[t] for t in self.names]) * w).sum().backward()

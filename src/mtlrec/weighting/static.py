@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from torch import Tensor
 
-from torch import Tensor, nn
-
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, weighted_sum
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart, weighted_sum
 
 
 @WEIGHTINGS.register("static")
@@ -16,7 +14,7 @@ class Static(LossWeighting):
     def weights(self) -> dict[str, float]:
         return {t.name: t.weight for t in self.tasks}
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         weights = self.weights()
         weighted_sum(losses, weights).backward()
         return weights

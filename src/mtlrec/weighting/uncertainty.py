@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting.base import WEIGHTINGS, LossWeighting
+from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart
 
 
 @WEIGHTINGS.register("uncertainty")
@@ -30,7 +30,7 @@ class Uncertainty(LossWeighting):
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, (self.scale * torch.exp(-self.log_var.detach())).tolist()))
 
-    def backward(self, losses: dict[str, Tensor], shared: Sequence[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
         (self.scale * torch.exp(-self.log_var) * values + 0.5 * self.log_var).sum().backward()
         return {}
