@@ -152,3 +152,11 @@ def test_weights_that_do_not_match_the_config_are_a_run_error(trained_run, tmp_p
     (out / "config.yaml").write_text(yaml.safe_dump(edited))
     with pytest.raises(RunError, match=r"model.safetensors: does not match the model in config.yaml"):
         Predictor.load(out)
+
+
+def test_every_history_record_has_the_monitored_value(trained_run):
+    """Early stopping adds its monitor to the record before History writes it, whatever their order
+    in the list of callbacks (History comes first in the run's list)."""
+    for record in read_history(trained_run):
+        aucs = [m["auc"] for m in record["valid"].values() if "auc" in m]
+        assert record["monitor"] == {"mean.auc": pytest.approx(sum(aucs) / len(aucs))}

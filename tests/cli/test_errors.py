@@ -445,6 +445,7 @@ def test_one_class_in_a_split_is_a_warning_and_early_stopping_uses_the_other_tas
     history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     for record in history:  # purchase has no valid AUC: early stopping watches click's alone
         assert record["valid"]["purchase"]["auc"] is None and record["valid"]["click"]["auc"] is not None
+        assert record["monitor"]["mean.auc"] == pytest.approx(record["valid"]["click"]["auc"])
     best = max(history, key=lambda r: r["valid"]["click"]["auc"])["epoch"]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"] == best
 

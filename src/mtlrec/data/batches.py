@@ -54,13 +54,12 @@ class EncodedData(TensorBatch):
         )
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0
     ) -> Iterator[TensorBatch]:
+        """Batches of ``batch_size`` rows, in order or in a random order drawn from ``generator``;
+        ``start`` skips the first ``start`` batches of that order (a resumed epoch)."""
         n = len(self)
-        if not shuffle:
-            for start in range(0, n, batch_size):
-                yield self.take(slice(start, start + batch_size))
-            return
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            yield self.take(order[start : start + batch_size])
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        for first in range(start * batch_size, n, batch_size):
+            rows = slice(first, first + batch_size)
+            yield self.take(rows if order is None else order[rows])

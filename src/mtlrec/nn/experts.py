@@ -102,31 +102,33 @@ class Gate(nn.Module):
     """softmax(Linear(x)) over named experts: [B, in_dim] -> [B, n].
 
     While training it sums its weights per expert, so a model can report which experts each task
-    uses (``utilisation``); the sum stays on the device (no sync per step).
+    uses (``utilisation``); the sums stay on the device (no sync per step), in non-persistent
+    buffers: not part of the weights, but of the train state that a checkpoint saves.
     """
 
     def __init__(self, in_dim: int, experts: Sequence[str]) -> None:
         super().__init__()
         self.experts = tuple(experts)
         self.linear = nn.Linear(in_dim, len(self.experts))
-        self._sum: Tensor | None = None
-        self._rows = 0
+        self.register_buffer("usage_sum", torch.zeros(len(self.experts)), persistent=False)
+        self.register_buffer("usage_rows", torch.zeros((), dtype=torch.long), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         w = torch.softmax(self.linear(x), -1)  # [B, n]
         if self.training:
-            s = w.detach().sum(0)
-            self._sum = s if self._sum is None else self._sum + s
-            self._rows += x.shape[0]
+            self.usage_sum += w.detach().sum(0)
+            self.usage_rows += x.shape[0]
         return w
 
     def utilisation(self) -> dict[str, float] | None:
         """{expert: mean weight} over the rows seen while training since the last call (then reset);
         None when there were none."""
-        if self._sum is None or self._rows == 0:
+        rows = int(self.usage_rows)
+        if rows == 0:
             return None
-        mean = (self._sum / self._rows).tolist()
-        self._sum, self._rows = None, 0
+        mean = (self.usage_sum / rows).tolist()
+        self.usage_sum.zero_()
+        self.usage_rows.zero_()
         return {name: round(v, 6) for name, v in zip(self.experts, mean)}
 
 

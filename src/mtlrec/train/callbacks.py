@@ -1,5 +1,12 @@
-"""Per-step and per-epoch work around the training loop: progress bar, history, checkpoints,
-early stopping with best-epoch restore."""
+"""Per-step and per-epoch work around the training loop: progress, history, early stopping with
+best-epoch restore.
+
+An epoch ends in two phases, so that no callback can come too late for another: first every
+callback's ``on_record`` adds what it knows to the epoch's record (the conflict measurements, the
+early-stopping monitor) and may ask the trainer to stop; then every callback's ``on_epoch_end``
+sees the finished record (History writes it, Progress prints it). A callback that keeps state
+across steps or epochs returns it from ``state_dict`` (tensors, numbers, lists and dicts), so that
+a resumed run continues exactly; ``load_state_dict`` takes it back."""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtlrec.artifacts import append_jsonl, save_tensors
+from mtlrec.artifacts import append_jsonl, save_tensors, to_json, write_text
 from mtlrec.train.monitor import better, monitored_value
 
 if TYPE_CHECKING:
@@ -23,9 +30,18 @@ class Callback:
         self, trainer: "Trainer", step: int, losses: dict[str, Any], stats: dict[str, float], batch: Any
     ) -> None: ...
 
-    def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+    def on_record(self, trainer: "Trainer", record: dict[str, Any]) -> None:
+        """Phase 1 of an epoch's end: add to ``record`` (and set ``trainer.stop``)."""
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None:
+        """Phase 2: ``record`` is complete."""
 
     def on_fit_end(self, trainer: "Trainer") -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Progress(Callback):
@@ -38,7 +54,9 @@ class Progress(Callback):
     def on_epoch_start(self, trainer, epoch, steps):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{trainer.cfg.epochs}", file=sys.stderr, leave=False, disable=None)
+        done = trainer.state.step  # a resumed epoch starts part-way
+        self.bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch}/{trainer.cfg.epochs}", file=sys.stderr,
+                        leave=False, disable=None)  # fmt: skip
 
     def on_step(self, trainer, step, losses, stats, batch):
         if step % self.every == 0:
@@ -53,13 +71,25 @@ class Progress(Callback):
 
 
 class History(Callback):
-    """Appends each epoch's record to history.jsonl."""
+    """Appends each epoch's record to history.jsonl. Its state is the records written so far: a
+    resumed run writes the file again from them, dropping any line of an epoch it repeats."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.records: list[dict[str, Any]] = []
 
     def on_epoch_end(self, trainer, record):
         append_jsonl(self.path, record)
+        self.records.append(record)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"records": [to_json(r) for r in self.records]}  # JSON text: exactly what the file holds
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import json
+
+        self.records = [json.loads(r) for r in state["records"]]
+        write_text(self.path, "".join(r + "\n" for r in state["records"]))
 
 
 class Checkpoint(Callback):
@@ -77,7 +107,8 @@ class Checkpoint(Callback):
 
 class EarlyStopping(Callback):
     """Keeps the best epoch by the monitored validation metric, stops after ``patience`` epochs
-    without improvement, restores the best weights at the end, and marks the best record."""
+    without improvement, restores the best weights at the end, and marks the record with the
+    monitored value."""
 
     def __init__(self, monitor: str, patience: int) -> None:
         self.monitor = monitor
@@ -87,7 +118,7 @@ class EarlyStopping(Callback):
         self.best_state: dict[str, Any] | None = None
         self.waited = 0
 
-    def on_epoch_end(self, trainer, record):
+    def on_record(self, trainer, record):
         value = monitored_value(self.monitor, record["valid"])
         record["monitor"] = {self.monitor: value}
         if self.best_state is None or better(value, self.best):
@@ -101,3 +132,10 @@ class EarlyStopping(Callback):
     def on_fit_end(self, trainer):
         if self.best_state is not None:
             trainer.model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.waited = state["best"], state["best_epoch"], state["waited"]
+        self.best_state = state["best_state"]

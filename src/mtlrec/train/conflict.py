@@ -43,18 +43,19 @@ class ConflictMonitor(Callback):
 
     def __init__(self, every: int | None = None) -> None:
         self.every = every
-        self.step = 0
         self.steps = 0
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # the current epoch's measurements
 
     def on_epoch_start(self, trainer, epoch, steps):
-        self.steps, self.records = steps, []
+        self.steps = steps
+        if trainer.state.step == 0:  # not a resumed epoch
+            self.records = []
 
     def on_step(self, trainer, step, losses, stats, batch):
-        self.step += 1
-        due = step == self.steps - 1 if self.every is None else bool(self.every) and self.step % self.every == 0
+        done = trainer.state.global_step  # steps over the whole run, this one included
+        due = step == self.steps - 1 if self.every is None else bool(self.every) and done % self.every == 0
         if due:
-            self.records.append({"step": self.step, **self.measure(trainer, batch)})
+            self.records.append({"step": done, **self.measure(trainer, batch)})
 
     def measure(self, trainer, batch) -> dict[str, Any]:
         model = trainer.model
@@ -65,6 +66,12 @@ class ConflictMonitor(Callback):
         grads = parameter_gradients([losses[n] for n in names], shared)
         return {**conflict_stats(grads, names), "weights": trainer.weighting.weights()}
 
-    def on_epoch_end(self, trainer, record):
+    def on_record(self, trainer, record):
         if self.every != 0:
             record["conflict"] = self.records
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"records": self.records}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.records = list(state.get("records", []))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,9 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+_VIEWS = ("exp_avg", "exp_avg_sq")  # views of ``moments`` in RowwiseAdam's state (for torch's names)
 
 
 class RowwiseAdam(torch.optim.Optimizer):
@@ -144,6 +147,24 @@ class RowwiseAdam(torch.optim.Optimizer):
         state["exp_avg"], state["exp_avg_sq"] = state["moments"][:, 0], state["moments"][:, 1]  # views
         state["last"] = torch.zeros(p.shape[0], dtype=torch.long)  # the step each row is current at
 
+    def state_dict(self) -> dict:
+        """torch's layout, without the ``exp_avg``/``exp_avg_sq`` views (they alias ``moments``)."""
+        out = super().state_dict()
+        out["state"] = {k: {n: v for n, v in s.items() if n not in _VIEWS} for k, s in out["state"].items()}
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As saved by ``state_dict``; unlike torch's, ``last`` stays int64 and the views are made again."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state.clear()
+        for index, saved in state_dict["state"].items():
+            state = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved.items()}
+            state["exp_avg"], state["exp_avg_sq"] = state["moments"][:, 0], state["moments"][:, 1]
+            self.state[params[index]] = state
+        self._seen.clear()
+
     @torch.no_grad()
     def catch_up(self, p: Tensor, ids: Tensor) -> None:
         """Bring the rows ``ids`` of table ``p`` up to the last step before they are read: the
@@ -206,6 +227,8 @@ class Optimizers:
                 "decays them too, at the cost of a dense table update every step)",
                 stacklevel=2,
             )
+        self._name = {id(p): n for n, p in model.named_parameters()}
+        self._name.update({id(p): f"extra.{i}" for i, p in enumerate(extra)})
         self._undo = []
         for m in tables:
             handle = m.register_forward_pre_hook(self._before_lookup)
@@ -235,9 +258,29 @@ class Optimizers:
         """Multiply every learning rate by ``factor``. The tables are flushed first: the steps they
         skipped so far are caught up at the rate those steps had."""
         self.flush()
-        for opt in (self.dense, self.rowwise):
-            for group in opt.param_groups if opt is not None else ():
+        for _, opt in self._optimizers():
+            for group in opt.param_groups:
                 group["lr"] *= factor
+
+    def state_dict(self) -> dict[str, Any]:
+        """Both optimizers' state, keyed by parameter name (``model.named_parameters()``; the extra
+        parameters as ``extra.<i>``), so that a model with grown tables can take it over."""
+        return {kind: _by_name(opt.state_dict(), self._names(opt)) for kind, opt in self._optimizers()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for kind, opt in self._optimizers():
+            opt.load_state_dict(_by_index(state[kind], self._names(opt)))
+
+    def set_lr(self, lr: float) -> None:
+        for _, opt in self._optimizers():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
+        return [("dense", self.dense)] + ([("rowwise", self.rowwise)] if self.rowwise is not None else [])
+
+    def _names(self, opt: torch.optim.Optimizer) -> list[str]:
+        return [self._name[id(p)] for g in opt.param_groups for p in g["params"]]
 
     def close(self) -> None:
         self.flush()
@@ -245,3 +288,20 @@ class Optimizers:
             m.sparse = sparse
             handle.remove()
         self._undo = []
+
+
+def _by_name(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """torch's optimizer state (parameters by position) -> parameters by name."""
+    groups = [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {"state": {names[i]: s for i, s in state["state"].items()}, "param_groups": groups}
+
+
+def _by_index(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The inverse of ``_by_name`` for an optimizer over ``names`` (the same parameters)."""
+    index = {n: i for i, n in enumerate(names)}
+    saved = [n for g in state["param_groups"] for n in g["params"]]
+    if saved != names:
+        missing = sorted(set(names) - set(saved)) or sorted(set(saved) - set(names))
+        raise ValueError(f"optimizer state is for other parameters (e.g. {missing[:1]})")
+    groups = [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]]
+    return {"state": {index[n]: s for n, s in state["state"].items()}, "param_groups": groups}

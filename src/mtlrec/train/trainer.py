@@ -1,10 +1,12 @@
-"""The training loop, and nothing else: per-epoch work (progress, history, checkpoints, early
-stopping) lives in callbacks. The loop never branches on which model or weighting it runs."""
+"""The training loop, and nothing else: per-epoch work (progress, history, early stopping) lives in
+callbacks, everything a step depends on in the train state (``state.py``), which a checkpointer
+saves every ``train.checkpoint_every`` steps and at each epoch's end. The loop never branches on
+which model or weighting it runs."""
 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -15,7 +17,8 @@ from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
 from mtlrec.train.optim import Optimizers
-from mtlrec.weighting.base import LossWeighting
+from mtlrec.train.state import TrainState
+from mtlrec.weighting.base import LossWeighting, present
 
 
 def training_losses(model: MultiTaskModel, batch: TensorBatch) -> dict[str, torch.Tensor]:
@@ -28,6 +31,14 @@ def training_losses(model: MultiTaskModel, batch: TensorBatch) -> dict[str, torc
     return losses
 
 
+class Checkpointer(Protocol):
+    """Saves the train state: ``due(global_step)`` says whether a step's end is a checkpoint."""
+
+    def due(self, global_step: int) -> bool: ...
+
+    def save(self, state: TrainState) -> None: ...
+
+
 class Trainer:
     def __init__(
         self,
@@ -35,19 +46,40 @@ class Trainer:
         weighting: LossWeighting,
         cfg: TrainConfig,
         callbacks: Sequence[Callback] = (),
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.model = model
         self.weighting = weighting
         self.cfg = cfg
         self.callbacks = list(callbacks)
-        self.stop = False
-        self.epoch = 0
+        self.checkpointer = checkpointer
         self.shared = model.shared()  # shared parameters, and the shared representation of each step
         self.optimizer: Optimizers | None = None  # opened by fit()
+        self.state: TrainState | None = None  # made by fit()
 
-    def fit(self, train: EncodedData, valid: EncodedData) -> None:
+    @property
+    def stop(self) -> bool:
+        return self.state.stop
+
+    @stop.setter
+    def stop(self, value: bool) -> None:
+        self.state.stop = value
+
+    @property
+    def epoch(self) -> int:
+        """The epoch being trained (or the last one finished)."""
+        return self.state.epoch + (self.state.step > 0)
+
+    def fit(
+        self, train: EncodedData, valid: EncodedData, *, restore: Callable[[TrainState], None] | None = None
+    ) -> None:
+        """Train; ``restore`` (e.g. a checkpoint's ``load_state_dict``) sets the state up first,
+        once the optimizers are open."""
         self.optimizer = Optimizers(self.model, [*self.weighting.parameters()], self.cfg)
+        self.state = TrainState(self.model, self.weighting, self.optimizer, self.callbacks, self.cfg.seed)
         try:
+            if restore is not None:
+                restore(self.state)
             self._fit(train, valid)
         finally:
             self.optimizer.close()
@@ -69,37 +101,49 @@ class Trainer:
         return losses, stats
 
     def _fit(self, train: EncodedData, valid: EncodedData) -> None:
-        cfg, model, tasks = self.cfg, self.model, self.model.loss_tasks
-        generator = torch.Generator().manual_seed(cfg.seed)
+        cfg, model, s = self.cfg, self.model, self.state
         steps = -(-len(train) // cfg.batch_size)
-        for epoch in range(1, cfg.epochs + 1):
-            self.epoch = epoch
-            start = time.perf_counter()
+        while s.epoch < cfg.epochs and not s.stop:
+            epoch = s.epoch + 1
+            if s.step == 0:
+                s.begin_epoch()
+            else:
+                s.rewind_epoch()  # resumed part-way: draw the epoch's order again, skip what was done
+            start = time.perf_counter() - s.elapsed
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch, steps)
             model.train()
-            sums = {t.name: torch.zeros(()) for t in tasks}
-            for step, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, generator=generator)):
+            for batch in train.batches(cfg.batch_size, shuffle=True, generator=s.generator, start=s.step):
                 losses, stats = self.train_step(batch)
-                for name, loss in losses.items():
-                    sums[name] += loss.detach()
+                s.add_losses(losses, present(torch.stack([v.detach() for v in losses.values()])))
+                step = s.step
+                s.step, s.global_step = step + 1, s.global_step + 1
                 for cb in self.callbacks:
                     cb.on_step(self, step, losses, stats, batch)
+                if self.checkpointer is not None and s.step < steps and self.checkpointer.due(s.global_step):
+                    s.elapsed = time.perf_counter() - start
+                    self.checkpointer.save(s)
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
-            train_loss = {name: float(s) / steps for name, s in sums.items()}
+            train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
+            metrics = evaluate_model(model, predict(model, valid, cfg.eval_batch_size), valid)
+            seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "weights": self.weighting.weights(),
-                "valid": evaluate_model(model, predict(model, valid, cfg.eval_batch_size), valid),
-                "seconds": round(time.perf_counter() - start, 3),
-                "samples_per_s": round(len(train) / (time.perf_counter() - start), 1),
+                "absent_batches": {name: int(v) for name, v in s.absent.items()},
+                "valid": metrics,
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(len(train) / seconds, 1),
                 **model.epoch_stats(),  # e.g. {"experts": {gate: {expert: mean weight}}}
             }
-            for cb in self.callbacks:
+            for cb in self.callbacks:  # phase 1: complete the record (and decide whether to stop)
+                cb.on_record(self, record)
+            for cb in self.callbacks:  # phase 2: the record is final
                 cb.on_epoch_end(self, record)
-            if self.stop:
-                break
-            if cfg.lr_decay != 1.0:
+            s.epoch, s.step = epoch, 0
+            if cfg.lr_decay != 1.0 and not s.stop:
                 self.optimizer.scale_lr(cfg.lr_decay)
+            if self.checkpointer is not None:
+                self.checkpointer.save(s)
