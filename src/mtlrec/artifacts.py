@@ -2,14 +2,21 @@
 everything else JSON or YAML.
 
 A run directory holds:
-  run.json          format version, mtlrec version, model name
+  run.json          format version, mtlrec version, model name, the run's id, the data it was
+                    trained on and the run it started from; written last: a run directory is
+                    complete exactly when it has run.json
   config.yaml       the resolved experiment config (schema included)
   encoder.json      the fitted encoder
-  model.safetensors the best weights;  checkpoint.safetensors the latest epoch's
+  model.safetensors the best weights
   weighting.safetensors the loss-weighting method's state (when it has any)
   metrics.json      {"valid": {task: {metric: value}}, "test": ..., "oracle": {"valid": ..., "test": ...}}
   history.jsonl     one JSON object per epoch
+  checkpoints/      the train state every train.checkpoint_every steps and at each epoch's end
   .lock             the pid of the process writing the directory, while it writes
+
+A run that starts writing a directory removes run.json first and writes it again last, with a new
+id. ``read_run`` reads run.json before and after reading the other files, so it never returns a
+mix of two runs' files (or a half-written run) without noticing.
 """
 
 from __future__ import annotations
@@ -20,14 +27,15 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import yaml
 
 from mtlrec.errors import RunError
 
 FORMAT = 1
-RUN_FILES = ("run.json", "config.yaml", "encoder.json", "model.safetensors")
+RUN_JSON = "run.json"
+RUN_FILES = (RUN_JSON, "config.yaml", "encoder.json", "model.safetensors")
 LOCK = ".lock"  # the pid of the process writing the run directory, while it writes
 
 
@@ -177,12 +185,71 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def check_run_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
+    run_info(run_dir)
+    return run_dir
+
+
+def run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json of a complete run directory (a RunError naming what is missing otherwise)."""
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a run directory (no such directory)")
+    if not (run_dir / RUN_JSON).is_file() and (run_dir / "config.yaml").is_file():
+        raise RunError(
+            f"{run_dir}: not a complete run directory (no {RUN_JSON}: its training is running or stopped "
+            f"before the end; `mtlrec train CONFIG --out {run_dir} --resume` continues it)"
+        )
     missing = [f for f in RUN_FILES if not (run_dir / f).is_file()]
     if missing:
         raise RunError(f"{run_dir}: not a complete run directory (missing {', '.join(missing)})")
-    info = read_json(run_dir / "run.json")
+    info = read_json(run_dir / RUN_JSON)
     if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise RunError(f"{run_dir / 'run.json'}: unsupported run format {info!r}; expected format {FORMAT}")
-    return run_dir
+        raise RunError(f"{run_dir / RUN_JSON}: unsupported run format {info!r}; expected format {FORMAT}")
+    return info
+
+
+T = TypeVar("T")
+
+
+def read_run(run_dir: str | Path, read: Callable[[Path], T]) -> T:
+    """``read(run_dir)`` of a complete run, checked to have seen one run's files: run.json is read
+    before and after, and must not have changed (a run that rewrites the directory removes it first
+    and writes it anew, with a new id, when it ends)."""
+    run_dir = Path(run_dir)
+    before = run_info(run_dir)
+    result = read(run_dir)
+    try:
+        after = read_json(run_dir / RUN_JSON)
+    except RunError:
+        after = None
+    if after != before:
+        raise RunError(f"{run_dir}: another run rewrote this directory while it was read; try again when it ends")
+    return result
+
+
+def begin_run(run_dir: Path) -> None:
+    """Mark ``run_dir`` as being written: from now on it is not a complete run."""
+    (run_dir / RUN_JSON).unlink(missing_ok=True)
+    fsync_path(run_dir)
+
+
+def complete_run(run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Write run.json, with a new id: the run directory is complete. Returns what was written."""
+    info = {"format": FORMAT, "mtlrec": _version(), "id": uuid.uuid4().hex, **info}
+    write_json(run_dir / RUN_JSON, info)
+    fsync_path(run_dir)
+    return info
+
+
+def fsync_path(path: Path) -> None:
+    """Make a file's content, or a directory's entries (renames, removals), durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version() -> str:
+    import mtlrec
+
+    return mtlrec.__version__

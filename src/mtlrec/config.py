@@ -136,6 +136,10 @@ class TrainConfig(_Strict):
     embedding_update: Literal["rowwise", "dense"] = "rowwise"
     # bfloat16: the forward and backward passes under CPU autocast (matrix products in bfloat16)
     precision: Literal["float32", "bfloat16"] = "float32"
+    # the train state goes to RUN/checkpoints/ every N steps and at each epoch's end (None: epoch ends only);
+    # `mtlrec train --resume` continues from the latest
+    checkpoint_every: int | None = Field(None, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)  # the newest ones kept while training (the last one after)
 
 
 class ExperimentConfig(_Strict):
@@ -150,6 +154,16 @@ class ExperimentConfig(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) wherever two config dicts differ (``to_dict()`` form)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            out += differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
 def parse_config(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:

@@ -3,32 +3,52 @@ metrics -> run directory."""
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import torch
 import yaml
 
-import mtlrec
-from mtlrec.artifacts import FORMAT, LOCK, run_lock, save_tensors, write_json, write_text
-from mtlrec.config import ExperimentConfig
+from mtlrec.artifacts import (
+    LOCK,
+    RUN_JSON,
+    begin_run,
+    complete_run,
+    read_json,
+    run_lock,
+    save_tensors,
+    write_json,
+    write_text,
+)
+from mtlrec.config import ExperimentConfig, differences
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.columns import RowOrigin, require_columns
 from mtlrec.data.encode import Encoder
+from mtlrec.data.fingerprint import data_fingerprint
 from mtlrec.data.sources import load_source
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import evaluate_model, oracle_predictions, predict
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
-from mtlrec.train.callbacks import Checkpoint, EarlyStopping, History, Progress
+from mtlrec.train.callbacks import EarlyStopping, History, Progress
+from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint, prune, save_checkpoint
 from mtlrec.train.conflict import ConflictMonitor
 from mtlrec.train.monitor import resolve_monitor, single_class_warnings
+from mtlrec.train.state import TrainState
 from mtlrec.train.trainer import Trainer
 from mtlrec.weighting import LossWeighting, build_weighting
+
+# keys of the config that a resumed run may change: they do not change what it computes
+RESUME_MAY_CHANGE = ("train.threads", "train.progress", "train.checkpoint_every", "train.keep_checkpoints")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 @dataclass
@@ -64,11 +84,12 @@ def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
     return schema, tables
 
 
-def prepare(cfg: ExperimentConfig) -> Prepared:
-    """Load, split and encode the data. A binary task with one class in a split is a warning (its
-    AUC there is undefined)."""
+def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None) -> Prepared:
+    """Load, split and encode the data; ``encoder``: one already fitted (a resumed run's), used as
+    it is. A binary task with one class in a split is a warning (its AUC there is undefined)."""
     schema, tables, origins = load_data(cfg)
-    encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
+    if encoder is None:
+        encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
     encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
     for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
         warnings.warn(line, stacklevel=2)
@@ -76,59 +97,140 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a run directory that has files unless ``overwrite``; then remove the files a run
-    appends to or may not write again. Called under ``run_lock``, which made the directory."""
+    """Refuse a run directory that has files unless ``overwrite``; then remove the files of an
+    earlier run (run.json first: from then on the directory is not a complete run). Called under
+    ``run_lock``, which made the directory."""
     if any(p.name != LOCK for p in out.iterdir()):
         if not overwrite:
             raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
-        for name in ("history.jsonl", "metrics.json", "checkpoint.safetensors", "weighting.safetensors"):
+        begin_run(out)
+        for name in ("history.jsonl", "metrics.json", "model.safetensors", "weighting.safetensors"):
             (out / name).unlink(missing_ok=True)
+        prune(out, keep=0)
 
 
 def run_experiment(
-    cfg: ExperimentConfig, out: str | Path, *, overwrite: bool = False, data: Prepared | None = None
+    cfg: ExperimentConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    data: Prepared | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = _stderr,
 ) -> dict[str, Any]:
-    """Train and evaluate; write the run directory; return metrics.json's content."""
+    """Train and evaluate; write the run directory; return metrics.json's content.
+
+    ``resume``: continue from ``out``'s latest checkpoint, with the config the run started with
+    (a ConfigError names the key that differs); without a checkpoint, start afresh (saying so);
+    a complete run is left as it is."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    data = data or prepare(cfg)
-    tasks = data.schema.tasks
-    monitor = resolve_monitor(cfg.train.monitor, tasks)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, data.encoder.layout(), tasks)
-    weighting = build_weighting(cfg.weighting, model.loss_tasks)  # derived outputs (ESMM's pCTCVR) included
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it: choose one")
     out = Path(out)
     with run_lock(out):  # one writer at a time
-        prepare_run_dir(out, overwrite)
-        return _train_into(out, cfg, data, model, weighting, monitor)
+        if resume and (out / RUN_JSON).is_file():
+            log(f"{out}: the run is complete; nothing to resume")
+            return read_json(out / "metrics.json")
+        latest = latest_checkpoint(out) if resume else None
+        if resume and latest is None:
+            log(f"{out}: no checkpoint to resume from; starting afresh")
+        if latest is not None:
+            return _resume(out, cfg, latest, data, log)
+        prepare_run_dir(out, overwrite or resume)
+        data = data or prepare(cfg)
+        start = Start(cfg, data, data_fingerprint(cfg.data))
+        write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
+        data.encoder.save(out / "encoder.json")
+        return _train_into(out, start)
+
+
+def _resume(
+    out: Path, cfg: ExperimentConfig, latest: Path, data: Prepared | None, log: Callable[[str], None]
+) -> dict[str, Any]:
+    saved = load_checkpoint(latest)
+    meta = saved["run"]
+    encoder = Encoder.load(out / "encoder.json")
+    data = data or prepare(cfg, encoder=encoder)
+    start = Start(cfg, data, data_fingerprint(cfg.data), parent=meta.get("parent"))
+    changed = [d for d in differences(meta["config"], start.resolved) if d[0] not in RESUME_MAY_CHANGE]
+    if changed:
+        key, was, now = changed[0]
+        raise ConfigError(
+            f"{key}: {now!r} here but {was!r} in the run being resumed ({out}); a run resumes with the config "
+            f"it started with (only {', '.join(RESUME_MAY_CHANGE)} may change)"
+        )
+    if meta["data"] != start.fingerprint:
+        raise ConfigError(f"data: {cfg.data.path or cfg.data.source} is not the data the run in {out} started on "
+                          f"(files, sizes or contents changed)")  # fmt: skip
+    progress = saved["train"]["progress"]
+    log(f"{out}: resuming from {latest.name} (epoch {progress['epoch'] + 1}, step {progress['step']})")
+    return _train_into(out, start, restore=lambda state: state.load_state_dict(saved["train"]))
+
+
+@dataclass
+class Start:
+    """How a run begins: its config and data, what it records in run.json, and what it builds."""
+
+    cfg: ExperimentConfig
+    data: Prepared
+    fingerprint: dict[str, Any]
+    parent: dict[str, Any] | None = None
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """The config with its schema resolved, as config.yaml and the checkpoints hold it."""
+        return self.cfg.model_copy(update={"schema_": self.data.schema}).to_dict()
+
+    def build(self) -> tuple[MultiTaskModel, LossWeighting, str]:
+        torch.manual_seed(self.cfg.train.seed)
+        tasks = self.data.schema.tasks
+        model = build_model(self.cfg.model, self.data.encoder.layout(), tasks)
+        weighting = build_weighting(self.cfg.weighting, model.loss_tasks)  # derived outputs (ESMM's pCTCVR) included
+        return model, weighting, resolve_monitor(self.cfg.train.monitor, tasks)
+
+
+class RunCheckpointer:
+    """Saves the train state into RUN/checkpoints/ with what a resumed run checks against."""
+
+    def __init__(self, out: Path, start: Start) -> None:
+        self.out, self.every, self.keep = out, start.cfg.train.checkpoint_every, start.cfg.train.keep_checkpoints
+        self.meta = {"config": start.resolved, "data": start.fingerprint, "parent": start.parent}
+
+    def due(self, global_step: int) -> bool:
+        return bool(self.every) and global_step % self.every == 0
+
+    def save(self, state: TrainState) -> None:
+        save_checkpoint(self.out, state.global_step, {"run": self.meta, "train": state.state_dict()}, keep=self.keep)
 
 
 def _train_into(
-    out: Path, cfg: ExperimentConfig, data: Prepared, model: MultiTaskModel, weighting: LossWeighting, monitor: str
+    out: Path, start: Start, restore: Callable[[TrainState], None] | None = None
 ) -> dict[str, Any]:
-    """Write the run's config and encoder, train, save the weights and the metrics (run_experiment's
-    body once the directory is held)."""
-    tasks = data.schema.tasks
-    resolved = cfg.model_copy(update={"schema_": data.schema})
-    write_json(out / "run.json", {"format": FORMAT, "mtlrec": mtlrec.__version__, "model": cfg.model.name,
-                                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    write_text(out / "config.yaml", yaml.safe_dump(resolved.to_dict(), sort_keys=False))
-    data.encoder.save(out / "encoder.json")
-
+    """Train, save the weights and the metrics, then run.json (run_experiment's body once the
+    directory is held and has its config and encoder)."""
+    cfg, data = start.cfg, start.data
+    model, weighting, monitor = start.build()
     stopper = EarlyStopping(monitor, cfg.train.patience)
-    # the conflict monitor adds its measurements to the epoch record before History writes it
-    callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), Checkpoint(out), stopper]
+    callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), stopper]
     if cfg.train.progress:
         callbacks.append(Progress())
-    Trainer(model, weighting, cfg.train, callbacks).fit(data.encoded["train"], data.encoded["valid"])
+    trainer = Trainer(model, weighting, cfg.train, callbacks, RunCheckpointer(out, start))
+    trainer.fit(data.encoded["train"], data.encoded["valid"], restore=restore)
     save_tensors(out / "model.safetensors", model.state_dict())
+    state = weighting.state_dict()
+    if state:
+        save_tensors(out / "weighting.safetensors", state)
 
     metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
     for split in ("valid", "test"):
         enc = data.encoded[split]
         metrics[split] = evaluate_model(model, predict(model, enc, cfg.train.eval_batch_size), enc)
-    oracle = {s: oracle_predictions(data.tables[s], tasks) for s in ("valid", "test")}
+    oracle = {s: oracle_predictions(data.tables[s], data.schema.tasks) for s in ("valid", "test")}
     if all(p is not None for p in oracle.values()):
         metrics["oracle"] = {s: evaluate_model(model, oracle[s], data.encoded[s]) for s in oracle}
     write_json(out / "metrics.json", metrics)
+    prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
+    complete_run(out, {"model": cfg.model.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "data": start.fingerprint, "parent": start.parent})  # fmt: skip
     return metrics

@@ -15,13 +15,19 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set model.name=shared_bottom"),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/<config>-<model>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty run directory."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue --out's latest checkpoint (start afresh when it has none)."
+    ),
 ) -> None:
     """Train a multi-task model from a YAML config and write a run directory."""
     from mtlrec.config import load_config
+    from mtlrec.errors import ConfigError
     from mtlrec.experiment import run_experiment
 
     cfg = load_config(config, set_)
+    if resume and out is None:
+        raise ConfigError("--resume: give the run directory to continue with --out")
     out = out or Path("runs") / f"{config.stem}-{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = run_experiment(cfg, out, overwrite=overwrite)
+    metrics = run_experiment(cfg, out, overwrite=overwrite, resume=resume)
     print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
     print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from mtlrec.artifacts import check_run_dir, load_tensors, read_yaml
+from mtlrec.artifacts import load_tensors, read_run, read_yaml
 from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.columns import Where
 from mtlrec.data.encode import Encoder
@@ -50,7 +50,11 @@ class Predictor:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Predictor":
-        run_dir = check_run_dir(run_dir)
+        """The complete run in ``run_dir`` (never a half-written one: see ``artifacts.read_run``)."""
+        return read_run(run_dir, cls._read)
+
+    @classmethod
+    def _read(cls, run_dir: Path) -> "Predictor":
         config = parse_config(read_yaml(run_dir / "config.yaml") or {}, where=str(run_dir / "config.yaml"))
         encoder = Encoder.load(run_dir / "encoder.json")
         model = build_model(config.model, encoder.layout(), encoder.schema.tasks)

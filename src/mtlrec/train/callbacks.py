@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtlrec.artifacts import append_jsonl, save_tensors, to_json, write_text
+from mtlrec.artifacts import append_jsonl, to_json, write_text
 from mtlrec.train.monitor import better, monitored_value
 
 if TYPE_CHECKING:
@@ -90,19 +90,6 @@ class History(Callback):
 
         self.records = [json.loads(r) for r in state["records"]]
         write_text(self.path, "".join(r + "\n" for r in state["records"]))
-
-
-class Checkpoint(Callback):
-    """Writes the latest epoch's model and weighting state atomically."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-
-    def on_epoch_end(self, trainer, record):
-        save_tensors(self.run_dir / "checkpoint.safetensors", trainer.model.state_dict())
-        state = trainer.weighting.state_dict()
-        if state:
-            save_tensors(self.run_dir / "weighting.safetensors", state)
 
 
 class EarlyStopping(Callback):
