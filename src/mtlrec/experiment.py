@@ -41,6 +41,7 @@ from mtlrec.train.conflict import ConflictMonitor
 from mtlrec.train.monitor import resolve_monitor, single_class_warnings
 from mtlrec.train.state import TrainState
 from mtlrec.train.trainer import Trainer
+from mtlrec.train.warm_start import Parent
 from mtlrec.weighting import LossWeighting, build_weighting
 
 # keys of the config that a resumed run may change: they do not change what it computes
@@ -84,11 +85,14 @@ def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
     return schema, tables
 
 
-def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None) -> Prepared:
-    """Load, split and encode the data; ``encoder``: one already fitted (a resumed run's), used as
-    it is. A binary task with one class in a split is a warning (its AUC there is undefined)."""
+def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder | None = None) -> Prepared:
+    """Load, split and encode the data. ``encoder``: one already fitted (a resumed run's), used as
+    it is; ``grow``: a parent run's, grown by the train split (a warm start); neither: fit anew.
+    A binary task with one class in a split is a warning (its AUC there is undefined)."""
     schema, tables, origins = load_data(cfg)
-    if encoder is None:
+    if encoder is None and grow is not None:
+        encoder = grow.grow(tables["train"], where=origins["train"])
+    elif encoder is None:
         encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
     encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
     for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
@@ -116,13 +120,17 @@ def run_experiment(
     overwrite: bool = False,
     data: Prepared | None = None,
     resume: bool = False,
+    init_from: str | Path | None = None,
+    reset_optimizer: bool = False,
     log: Callable[[str], None] = _stderr,
 ) -> dict[str, Any]:
     """Train and evaluate; write the run directory; return metrics.json's content.
 
     ``resume``: continue from ``out``'s latest checkpoint, with the config the run started with
     (a ConfigError names the key that differs); without a checkpoint, start afresh (saying so);
-    a complete run is left as it is."""
+    a complete run is left as it is. ``init_from``: a warm start from that complete run (its
+    weights, optimizer state unless ``reset_optimizer``, and grown vocabularies; see
+    ``train/warm_start.py``) on ``cfg``'s data."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if resume and overwrite:
@@ -136,20 +144,40 @@ def run_experiment(
         if resume and latest is None:
             log(f"{out}: no checkpoint to resume from; starting afresh")
         if latest is not None:
-            return _resume(out, cfg, latest, data, log)
+            return _resume(out, cfg, latest, data, log, init_from)
+        parent = Parent.load(init_from) if init_from is not None else None
+        if parent is not None and parent.path.resolve() == out.resolve():
+            raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
         prepare_run_dir(out, overwrite or resume)
-        data = data or prepare(cfg)
-        start = Start(cfg, data, data_fingerprint(cfg.data))
+        if data is None:
+            data = prepare(cfg, grow=parent.encoder if parent else None)
+        start = Start(cfg, data, data_fingerprint(cfg.data), parent=parent.lineage if parent else None)
+        restore = None
+        if parent is not None:
+            parent.check(start.resolved)
+            layout = data.encoder.layout()
+            restore = lambda state: parent.restore(state, layout, reset_optimizer=reset_optimizer)  # noqa: E731
+            log(f"{out}: starting from {parent.path} ({_growth(parent.encoder, data.encoder)})")
         write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
         data.encoder.save(out / "encoder.json")
-        return _train_into(out, start)
+        return _train_into(out, start, restore)
+
+
+def _growth(old: Encoder, new: Encoder) -> str:
+    """How many ids each vocabulary gained, for the log."""
+    grown = {name: len(v) - len(old.vocabs_[name]) for name, v in new.vocabs_.items()}
+    return "new ids: " + (", ".join(f"{name} +{n}" for name, n in grown.items() if n) or "none")
 
 
 def _resume(
-    out: Path, cfg: ExperimentConfig, latest: Path, data: Prepared | None, log: Callable[[str], None]
-) -> dict[str, Any]:
+    out: Path, cfg: ExperimentConfig, latest: Path, data: Prepared | None, log: Callable[[str], None],
+    init_from: str | Path | None,
+) -> dict[str, Any]:  # fmt: skip
     saved = load_checkpoint(latest)
     meta = saved["run"]
+    started_from = (meta.get("parent") or {}).get("run")
+    if init_from is not None and str(Path(init_from).resolve()) != started_from:
+        raise ConfigError(f"--init-from {init_from}: the run in {out} started from {started_from or 'scratch'}")
     encoder = Encoder.load(out / "encoder.json")
     data = data or prepare(cfg, encoder=encoder)
     start = Start(cfg, data, data_fingerprint(cfg.data), parent=meta.get("parent"))

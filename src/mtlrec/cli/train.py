@@ -18,6 +18,11 @@ def run(
     resume: bool = typer.Option(
         False, "--resume", help="Continue --out's latest checkpoint (start afresh when it has none)."
     ),
+    init_from: Path = typer.Option(
+        None, "--init-from", metavar="RUN",
+        help="Warm start: begin from RUN's weights and optimizer state on CONFIG's data (new ids get new rows).",
+    ),  # fmt: skip
+    reset_optimizer: bool = typer.Option(False, "--reset-optimizer", help="With --init-from: fresh optimizer state."),
 ) -> None:
     """Train a multi-task model from a YAML config and write a run directory."""
     from mtlrec.config import load_config
@@ -28,6 +33,9 @@ def run(
     if resume and out is None:
         raise ConfigError("--resume: give the run directory to continue with --out")
     out = out or Path("runs") / f"{config.stem}-{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = run_experiment(cfg, out, overwrite=overwrite, resume=resume)
+    if reset_optimizer and init_from is None:
+        raise ConfigError("--reset-optimizer: only with --init-from RUN")
+    metrics = run_experiment(cfg, out, overwrite=overwrite, resume=resume, init_from=init_from,
+                             reset_optimizer=reset_optimizer)  # fmt: skip
     print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
     print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")

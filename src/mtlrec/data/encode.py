@@ -28,23 +28,11 @@ from mtlrec.data.columns import (
     require_columns,
 )
 from mtlrec.data.lookup import VocabLookup
+from mtlrec.data.vocab import add_counts, value_counts, vocabulary
 from mtlrec.errors import DataError, RunError
 from mtlrec.spec import FeatureSpec, InputLayout, Schema, TaskSpec
 
 FORMAT = 1
-
-
-def _vocabulary(values: pa.Array, spec: FeatureSpec) -> list[str]:
-    """Values seen at least min_count times, most frequent first (ties by value), at most max_size."""
-    counts = pc.value_counts(values.drop_null())
-    vals = np.asarray(counts.field("values").to_pylist(), dtype=object)
-    freq = np.asarray(counts.field("counts"))
-    keep = freq >= spec.min_count
-    vals, freq = vals[keep], freq[keep]
-    order = np.lexsort((vals.astype(str), -freq))
-    if spec.max_size is not None:
-        order = order[: spec.max_size]
-    return [str(v) for v in vals[order]]
 
 
 def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
@@ -68,6 +56,7 @@ class Encoder:
         self.vocabs_: dict[str, list[str]] = {}
         self.numeric_: dict[str, dict[str, float | bool]] = {}
         self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
+        self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen}
         self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
 
     # -- fitting -----------------------------------------------------------------------------
@@ -75,14 +64,36 @@ class Encoder:
         require_columns(table, [f.source for f in self.schema.features], where)
         for f in self.schema.features:
             col = table[f.source]
-            if f.kind == "categorical":
-                self.vocabs_[f.name] = _vocabulary(as_strings(col, f.source, where).combine_chunks(), f)
-            elif f.kind == "sequence":
-                self.vocabs_[f.name] = _vocabulary(as_lists(col, f.source, where, f.separator).flatten(), f)
-            else:
+            if f.kind == "numeric":
                 self.numeric_[f.name] = self._fit_numeric(_feature_numbers(col, f, where), f)
+            else:
+                self.counts_[f.name] = value_counts(self._values(col, f, where))
+                self.vocabs_[f.name] = vocabulary(self.counts_[f.name], f)
         self._fit_targets(table, where)
         return self
+
+    def grow(self, table: pa.Table, where: Where = "train") -> "Encoder":
+        """A copy whose vocabularies grew by ``table``'s values: every value this encoder knows keeps
+        its index; the counts of ``table`` are added to the kept counts, and values not yet in the
+        vocabulary whose count now passes ``min_count`` are appended, most frequent first, while
+        ``max_size`` leaves room. Numeric scaling and regression targets stay this encoder's (a
+        model is tied to them)."""
+        require_columns(table, [f.source for f in self.schema.features], where)
+        new = Encoder(self.schema)
+        new.numeric_, new.targets_ = dict(self.numeric_), dict(self.targets_)
+        for f in self.schema.features:
+            if f.kind != "numeric":
+                known = self.counts_.get(f.name) or dict.fromkeys(self.vocabs_[f.name], 0)  # counts not kept
+                new.counts_[f.name] = add_counts(known, value_counts(self._values(table[f.source], f, where)))
+                new.vocabs_[f.name] = vocabulary(new.counts_[f.name], f, known=self.vocabs_[f.name])
+        return new
+
+    @staticmethod
+    def _values(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> pa.Array:
+        """A categorical or sequence column's values as one string array."""
+        if f.kind == "sequence":
+            return as_lists(col, f.source, where, f.separator).flatten()
+        return as_strings(col, f.source, where).combine_chunks()
 
     def _fit_targets(self, table: pa.Table, where: Where) -> None:
         """Mean and std of each regression label (after its transform) over its sample space, so the
@@ -270,6 +281,7 @@ class Encoder:
             "vocabularies": self.vocabs_,
             "numeric": self.numeric_,
             "targets": self.targets_,
+            "counts": self.counts_,
         }
 
     @classmethod
@@ -281,6 +293,7 @@ class Encoder:
             enc.vocabs_ = {k: [str(v) for v in vs] for k, vs in d["vocabularies"].items()}
             enc.numeric_ = {k: dict(v) for k, v in d["numeric"].items()}
             enc.targets_ = {k: (float(v[0]), float(v[1])) for k, v in d.get("targets", {}).items()}
+            enc.counts_ = {k: {str(v): int(n) for v, n in c.items()} for k, c in d.get("counts", {}).items()}
             for f in enc.schema.features:
                 state = enc.numeric_ if f.kind == "numeric" else enc.vocabs_
                 if f.name not in state:

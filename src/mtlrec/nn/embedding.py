@@ -14,6 +14,19 @@ def _offsets(sizes: tuple[int, ...]) -> Tensor:
     return torch.tensor([0, *sizes[:-1]], dtype=torch.long).cumsum(0) if sizes else torch.zeros(0, dtype=torch.long)
 
 
+def kept_rows(old_sizes: tuple[int, ...], new_sizes: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Where the rows of a fused table over fields of ``old_sizes`` go in one over ``new_sizes``
+    whose fields grew at their ends (a grown vocabulary keeps every id's index within its field):
+    (rows in the new table, the same rows in the old one)."""
+    old_at, new_at = _offsets(old_sizes).tolist(), _offsets(new_sizes).tolist()
+    if len(new_sizes) != len(old_sizes) or any(n < o for o, n in zip(old_sizes, new_sizes)):
+        raise ValueError(f"fields of sizes {old_sizes} cannot grow into {new_sizes}")
+    new = [torch.arange(size) + at for size, at in zip(old_sizes, new_at)]
+    old = [torch.arange(size) + at for size, at in zip(old_sizes, old_at)]
+    empty = torch.zeros(0, dtype=torch.long)
+    return torch.cat(new) if new else empty, torch.cat(old) if old else empty
+
+
 class FeatureEmbedding(nn.Module):
     """batch -> [B, out_dim]: the concatenated field embeddings and dense values."""
 
@@ -31,6 +44,12 @@ class FeatureEmbedding(nn.Module):
         with torch.no_grad():
             self.bag.weight[0].zero_()
         self.out_dim = (self.n_cat + self.n_seq) * dim + self.n_dense
+
+    @staticmethod
+    def grown_rows(old: InputLayout, new: InputLayout) -> dict[str, tuple[Tensor, Tensor]]:
+        """{parameter name: kept_rows} of this module's tables when ``old`` grows into ``new``."""
+        return {"table.weight": kept_rows(old.cat_sizes, new.cat_sizes),
+                "bag.weight": kept_rows(old.seq_sizes, new.seq_sizes)}  # fmt: skip
 
     @property
     def n_fields(self) -> int:
