@@ -7,6 +7,7 @@ A run directory holds:
                     complete exactly when it has run.json
   config.yaml       the resolved experiment config (schema included)
   encoder.json      the fitted encoder
+  counts.json       every categorical value seen in training, with its count (for a warm start)
   model.safetensors the best weights
   weighting.safetensors the loss-weighting method's state (when it has any)
   metrics.json      {"valid": {task: {metric: value}}, "test": ..., "oracle": {"valid": ..., "test": ...}}
@@ -35,6 +36,7 @@ from mtlrec.errors import RunError
 
 FORMAT = 1
 RUN_JSON = "run.json"
+COUNTS = "counts.json"  # every categorical value seen, with its count (what a warm start grows from)
 RUN_FILES = (RUN_JSON, "config.yaml", "encoder.json", "model.safetensors")
 LOCK = ".lock"  # the pid of the process writing the run directory, while it writes
 

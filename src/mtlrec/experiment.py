@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from mtlrec.artifacts import (
+    COUNTS,
     LOCK,
     RUN_JSON,
     begin_run,
@@ -44,8 +45,10 @@ from mtlrec.train.trainer import Trainer
 from mtlrec.train.warm_start import Parent
 from mtlrec.weighting import LossWeighting, build_weighting
 
-# keys of the config that a resumed run may change: they do not change what it computes
-RESUME_MAY_CHANGE = ("train.threads", "train.progress", "train.checkpoint_every", "train.keep_checkpoints")
+# keys of the config that a resumed run may change: they do not change what it computes (the
+# thread count may: it can change the order of floating-point sums)
+RESUME_MAY_CHANGE = ("train.progress", "train.checkpoint_every", "train.keep_checkpoints")
+PARENT = "parent.json"  # a warm-started run's parent, written when it begins (for --resume before a checkpoint)
 
 
 def _stderr(message: str) -> None:
@@ -60,6 +63,7 @@ class Prepared:
     tables: dict[str, pa.Table]
     encoder: Encoder
     encoded: dict[str, EncodedData]
+    fingerprint: dict[str, Any]  # the data files, taken before they were read (data/fingerprint.py)
 
 
 def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
@@ -89,6 +93,7 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     """Load, split and encode the data. ``encoder``: one already fitted (a resumed run's), used as
     it is; ``grow``: a parent run's, grown by the train split (a warm start); neither: fit anew.
     A binary task with one class in a split is a warning (its AUC there is undefined)."""
+    fingerprint = data_fingerprint(cfg.data)
     schema, tables, origins = load_data(cfg)
     if encoder is None and grow is not None:
         encoder = grow.grow(tables["train"], where=origins["train"])
@@ -97,7 +102,7 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
     for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
         warnings.warn(line, stacklevel=2)
-    return Prepared(schema, tables, encoder, encoded)
+    return Prepared(schema, tables, encoder, encoded, fingerprint)
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -108,7 +113,7 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
         begin_run(out)
-        for name in ("history.jsonl", "metrics.json", "model.safetensors", "weighting.safetensors"):
+        for name in ("history.jsonl", "metrics.json", "model.safetensors", "weighting.safetensors", PARENT):
             (out / name).unlink(missing_ok=True)
         prune(out, keep=0)
 
@@ -130,7 +135,10 @@ def run_experiment(
     (a ConfigError names the key that differs); without a checkpoint, start afresh (saying so);
     a complete run is left as it is. ``init_from``: a warm start from that complete run (its
     weights, optimizer state unless ``reset_optimizer``, and grown vocabularies; see
-    ``train/warm_start.py``) on ``cfg``'s data."""
+    ``train/warm_start.py``) on ``cfg``'s data. ``data``: prepared already (a grid encodes once);
+    not with ``resume`` or ``init_from``, whose encoder comes from a run directory."""
+    if data is not None and (resume or init_from is not None):
+        raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if resume and overwrite:
@@ -141,26 +149,42 @@ def run_experiment(
             log(f"{out}: the run is complete; nothing to resume")
             return read_json(out / "metrics.json")
         latest = latest_checkpoint(out) if resume else None
-        if resume and latest is None:
-            log(f"{out}: no checkpoint to resume from; starting afresh")
         if latest is not None:
-            return _resume(out, cfg, latest, data, log, init_from)
+            return _resume(out, cfg, latest, log, init_from)
+        if resume:
+            init_from, reset_optimizer = _restart(out, init_from, reset_optimizer, log)
         parent = Parent.load(init_from) if init_from is not None else None
         if parent is not None and parent.path.resolve() == out.resolve():
             raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
         prepare_run_dir(out, overwrite or resume)
         if data is None:
             data = prepare(cfg, grow=parent.encoder if parent else None)
-        start = Start(cfg, data, data_fingerprint(cfg.data), parent=parent.lineage if parent else None)
+        start = Start(cfg, data, parent=parent.lineage if parent else None)
         restore = None
         if parent is not None:
             parent.check(start.resolved)
             layout = data.encoder.layout()
             restore = lambda state: parent.restore(state, layout, reset_optimizer=reset_optimizer)  # noqa: E731
             log(f"{out}: starting from {parent.path} ({_growth(parent.encoder, data.encoder)})")
+            write_json(out / PARENT, {**parent.lineage, "reset_optimizer": reset_optimizer})
         write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
         data.encoder.save(out / "encoder.json")
+        data.encoder.save_counts(out / COUNTS)
         return _train_into(out, start, restore)
+
+
+def _restart(
+    out: Path, init_from: str | Path | None, reset_optimizer: bool, log: Callable[[str], None]
+) -> tuple[str | Path | None, bool]:
+    """A resumed run with no checkpoint yet starts afresh, from the run it was started from, if any
+    (PARENT, written when it began): (init_from, reset_optimizer) for the new start."""
+    started = read_json(out / PARENT) if (out / PARENT).is_file() else None
+    if started is not None and init_from is not None and Path(init_from).resolve() != Path(started["run"]):
+        raise ConfigError(f"--init-from {init_from}: the run in {out} started from {started['run']}")
+    if started is not None:
+        init_from, reset_optimizer = started["run"], started["reset_optimizer"]
+    log(f"{out}: no checkpoint to resume from; starting afresh" + (f" from {init_from}" if init_from else ""))
+    return init_from, reset_optimizer
 
 
 def _growth(old: Encoder, new: Encoder) -> str:
@@ -170,17 +194,15 @@ def _growth(old: Encoder, new: Encoder) -> str:
 
 
 def _resume(
-    out: Path, cfg: ExperimentConfig, latest: Path, data: Prepared | None, log: Callable[[str], None],
-    init_from: str | Path | None,
-) -> dict[str, Any]:  # fmt: skip
+    out: Path, cfg: ExperimentConfig, latest: Path, log: Callable[[str], None], init_from: str | Path | None
+) -> dict[str, Any]:
     saved = load_checkpoint(latest)
     meta = saved["run"]
     started_from = (meta.get("parent") or {}).get("run")
     if init_from is not None and str(Path(init_from).resolve()) != started_from:
         raise ConfigError(f"--init-from {init_from}: the run in {out} started from {started_from or 'scratch'}")
-    encoder = Encoder.load(out / "encoder.json")
-    data = data or prepare(cfg, encoder=encoder)
-    start = Start(cfg, data, data_fingerprint(cfg.data), parent=meta.get("parent"))
+    data = prepare(cfg, encoder=Encoder.load(out / "encoder.json"))
+    start = Start(cfg, data, parent=meta.get("parent"))
     changed = [d for d in differences(meta["config"], start.resolved) if d[0] not in RESUME_MAY_CHANGE]
     if changed:
         key, was, now = changed[0]
@@ -188,7 +210,7 @@ def _resume(
             f"{key}: {now!r} here but {was!r} in the run being resumed ({out}); a run resumes with the config "
             f"it started with (only {', '.join(RESUME_MAY_CHANGE)} may change)"
         )
-    if meta["data"] != start.fingerprint:
+    if meta["data"] != data.fingerprint:
         raise ConfigError(f"data: {cfg.data.path or cfg.data.source} is not the data the run in {out} started on "
                           f"(files, sizes or contents changed)")  # fmt: skip
     progress = saved["train"]["progress"]
@@ -202,7 +224,6 @@ class Start:
 
     cfg: ExperimentConfig
     data: Prepared
-    fingerprint: dict[str, Any]
     parent: dict[str, Any] | None = None
 
     @property
@@ -223,7 +244,7 @@ class RunCheckpointer:
 
     def __init__(self, out: Path, start: Start) -> None:
         self.out, self.every, self.keep = out, start.cfg.train.checkpoint_every, start.cfg.train.keep_checkpoints
-        self.meta = {"config": start.resolved, "data": start.fingerprint, "parent": start.parent}
+        self.meta = {"config": start.resolved, "data": start.data.fingerprint, "parent": start.parent}
 
     def due(self, global_step: int) -> bool:
         return bool(self.every) and global_step % self.every == 0
@@ -259,6 +280,7 @@ def _train_into(
         metrics["oracle"] = {s: evaluate_model(model, oracle[s], data.encoded[s]) for s in oracle}
     write_json(out / "metrics.json", metrics)
     prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
+    (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on
     complete_run(out, {"model": cfg.model.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                       "data": start.fingerprint, "parent": start.parent})  # fmt: skip
+                       "data": data.fingerprint, "parent": start.parent})  # fmt: skip
     return metrics

@@ -4,6 +4,7 @@ batch's rows, and the trainer giving the same model with either embedding update
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -186,3 +187,23 @@ def test_weight_decay_that_skips_the_tables_is_said(update, warns, recwarn):
     assert said == (["train.weight_decay 0.01 reaches the dense parameters only: with train.embedding_update: "
                      "rowwise the embedding tables are not decayed (embedding_update: dense decays them too, at "
                      "the cost of a dense table update every step)"] if warns else [])  # fmt: skip
+
+
+def test_a_gap_longer_than_the_tables_is_caught_up_as_dense_adam_would():
+    """A row last touched at step 1 and read again at step 45,000 (a resume, or a warm start's old
+    rows): the closed form with per-step tables capped at ``_cap`` steps gives dense Adam's
+    parameter, and the tables stay that size whatever the step."""
+    p = torch.nn.Parameter(torch.zeros(2, 1, dtype=torch.float64))
+    opt = RowwiseAdam([p], lr=0.01, eps=0.0)
+    p.grad = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    opt.step()
+    opt.state[p]["step"] = 45_000  # other rows trained for 44,999 more steps
+    opt.flush()
+    b1, b2, lr = 0.9, 0.999, 0.01
+    m, v, x = 0.0, 0.0, 0.0
+    for t in range(1, 45_001):  # dense Adam: one gradient of 1, then zeros
+        g = 1.0 if t == 1 else 0.0
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        x -= lr * (m / (1 - b1**t)) / math.sqrt(v / (1 - b2**t))
+    assert float(p.detach()[0, 0]) == pytest.approx(x, rel=1e-9) and x < -0.05
+    assert len(opt._tables[(b1, b2)]["tail"]) <= RowwiseAdam._cap(b2) + 1 < 45_000

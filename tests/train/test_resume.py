@@ -163,11 +163,15 @@ def test_resume_refuses_a_changed_config_and_names_the_key(tiny_config, tmp_path
     out = tmp_path / "run"
     kill_child(raw, out, "step", 5)
     changed = copy.deepcopy(raw)
+    changed["train"]["threads"] = 2  # may change the order of floating-point sums
+    with pytest.raises(ConfigError, match=r"train.threads: 2 here but None"):
+        run_experiment(ExperimentConfig.model_validate(changed), out, resume=True)
+    changed = copy.deepcopy(raw)
     changed["train"]["lr"] = 0.01
     with pytest.raises(ConfigError, match=r"train.lr: 0.01 here but 0.001 in the run being resumed"):
         run_experiment(ExperimentConfig.model_validate(changed), out, resume=True)
     changed = copy.deepcopy(raw)
-    changed["train"].update(threads=1, checkpoint_every=4)  # changes nothing the run computes
+    changed["train"].update(checkpoint_every=4, keep_checkpoints=3)  # changes nothing the run computes
     run_experiment(ExperimentConfig.model_validate(changed), out, resume=True)
     assert (out / "run.json").is_file()
 

@@ -62,7 +62,7 @@ def parent(days, tmp_path_factory):
 
 
 # -- the encoder grows ---------------------------------------------------------------------------
-def test_the_vocabulary_grows_and_known_values_keep_their_index():
+def test_the_vocabulary_grows_and_known_values_keep_their_index(tmp_path):
     spec = FeatureSpec("c", "categorical", min_count=2, max_size=5)
     schema = Schema(features=(spec, FeatureSpec("x", "numeric"), FeatureSpec("s", "sequence")), tasks=TASKS)
     day1 = pa.table({"c": ["a", "a", "b", "b", "b", "r"], "x": [1.0, 2, 3, 4, 5, 6], "s": ["1|2", "2", "", "", "", ""]})
@@ -80,16 +80,16 @@ def test_the_vocabulary_grows_and_known_values_keep_their_index():
     assert enc.cat[:, 0].tolist() == [1, 2, 3, 4, 0]
     capped = Encoder(dataclasses.replace(schema, features=(dataclasses.replace(spec, max_size=3),))).fit(day1)
     assert capped.grow(day2).vocabs_["c"] == ["b", "a", "n"]  # max_size counts the kept values too
-    again = Encoder.from_dict(new.to_dict())
+    new.save_counts(tmp_path / "counts.json")  # apart from encoder.json, which serving reads
+    assert "counts" not in new.to_dict()
+    again = Encoder.from_dict(new.to_dict()).load_counts(tmp_path / "counts.json")
     assert again.counts_ == new.counts_ and again.grow(day2).vocabs_["c"][:4] == new.vocabs_["c"]
 
 
 def test_an_encoder_saved_without_counts_still_grows():
     schema = Schema(features=(FeatureSpec("c", "categorical"),), tasks=TASKS)
     old = Encoder(schema).fit(pa.table({"c": ["a", "b", "b"]}))
-    saved = old.to_dict()
-    del saved["counts"]
-    grown = Encoder.from_dict(saved).grow(pa.table({"c": ["z", "a"]}))
+    grown = Encoder.from_dict(old.to_dict()).grow(pa.table({"c": ["z", "a"]}))  # counts.json not read
     assert grown.vocabs_["c"] == ["b", "a", "z"]
 
 
@@ -150,6 +150,7 @@ def test_a_warm_started_run_records_its_parent_and_trains(parent, days, tmp_path
     assert info["data"]["files"][0]["path"].endswith("day2.parquet") and len(info["data"]["files"][0]["sha256"]) == 64
     fresh = run_experiment(cfg, tmp_path / "fresh")  # one epoch on day 2 alone
     assert metrics["test"]["click"]["auc"] > fresh["test"]["click"]["auc"]  # it kept what day 1 taught
+    assert (tmp_path / "child" / "counts.json").is_file() and not (tmp_path / "child" / "parent.json").exists()
     encoder = Encoder.load(tmp_path / "child" / "encoder.json")
     assert encoder.vocabs_["item_id"][: 200] == Encoder.load(parent / "encoder.json").vocabs_["item_id"][:200]
     weights = load_tensors(tmp_path / "child" / "model.safetensors")
@@ -175,6 +176,13 @@ def test_the_command_line_warm_start_and_its_errors(parent, days, tmp_path, caps
         assert main(["train", str(config), "--init-from", str(parent), "--set", f"{key}={value}",
                      "--out", str(tmp_path / "e")]) == 2  # fmt: skip
         assert message in capsys.readouterr().err
+    reordered = raw_config(days / "day2.parquet", schema_with_ids())
+    reordered["schema"]["tasks"] = reordered["schema"]["tasks"][::-1]
+    config.write_text(yaml.safe_dump(reordered))
+    assert main(["train", str(config), "--init-from", str(parent), "--out", str(tmp_path / "r")]) == 2
+    assert ("schema.tasks are in the order ['purchase', 'add_to_cart', 'click'] here but ['click', 'add_to_cart', "
+            "'purchase'] in that run") in capsys.readouterr().err  # fmt: skip
+    config.write_text(yaml.safe_dump(raw_config(days / "day2.parquet", schema_with_ids())))
     assert main(["train", str(config), "--reset-optimizer", "--out", str(tmp_path / "f")]) == 2
     assert "--reset-optimizer: only with --init-from" in capsys.readouterr().err
     (tmp_path / "half").mkdir()
@@ -186,3 +194,32 @@ def test_the_command_line_warm_start_and_its_errors(parent, days, tmp_path, caps
         run_experiment(ExperimentConfig.model_validate(raw_config(days / "day1.parquet", schema_with_ids())),
                        parent, init_from=parent, overwrite=True)  # fmt: skip
     assert (parent / "run.json").is_file()
+    with pytest.raises(ValueError, match="data= cannot be given with resume or init_from"):
+        run_experiment(ExperimentConfig.model_validate(raw_config(days / "day2.parquet", schema_with_ids())),
+                       tmp_path / "h", init_from=parent, data=prepare(ExperimentConfig.model_validate(
+                           raw_config(days / "day2.parquet", schema_with_ids()))))  # fmt: skip
+
+
+def test_a_warm_start_stopped_before_its_first_checkpoint_resumes_from_its_parent(
+    parent, days, tmp_path, capsys, monkeypatch
+):
+    from mtlrec import experiment
+
+    cfg = ExperimentConfig.model_validate(raw_config(days / "day2.parquet", schema_with_ids()))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies once config, encoder and parent.json are written
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "_train_into", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(cfg, tmp_path / "child", init_from=parent, reset_optimizer=True)
+    assert (tmp_path / "child" / "parent.json").is_file() and not (tmp_path / "child" / "checkpoints").exists()
+    capsys.readouterr()
+    run_experiment(cfg, tmp_path / "child", resume=True)  # the same command with --resume, no --init-from
+    assert f"no checkpoint to resume from; starting afresh from {parent.resolve()}" in capsys.readouterr().err
+    assert read_json(tmp_path / "child" / "run.json")["parent"]["run"] == str(parent.resolve())
+    (tmp_path / "other").mkdir()  # a warm start from another run stopped before its first checkpoint
+    (tmp_path / "other" / "parent.json").write_text('{"run": "/elsewhere", "id": "x", "reset_optimizer": false}')
+    with pytest.raises(ConfigError, match="the run in .*other started from /elsewhere"):
+        run_experiment(cfg, tmp_path / "other", resume=True, init_from=parent)

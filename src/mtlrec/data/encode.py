@@ -56,7 +56,7 @@ class Encoder:
         self.vocabs_: dict[str, list[str]] = {}
         self.numeric_: dict[str, dict[str, float | bool]] = {}
         self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
-        self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen}
+        self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen} (save_counts)
         self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
 
     # -- fitting -----------------------------------------------------------------------------
@@ -281,7 +281,6 @@ class Encoder:
             "vocabularies": self.vocabs_,
             "numeric": self.numeric_,
             "targets": self.targets_,
-            "counts": self.counts_,
         }
 
     @classmethod
@@ -293,7 +292,6 @@ class Encoder:
             enc.vocabs_ = {k: [str(v) for v in vs] for k, vs in d["vocabularies"].items()}
             enc.numeric_ = {k: dict(v) for k, v in d["numeric"].items()}
             enc.targets_ = {k: (float(v[0]), float(v[1])) for k, v in d.get("targets", {}).items()}
-            enc.counts_ = {k: {str(v): int(n) for v, n in c.items()} for k, c in d.get("counts", {}).items()}
             for f in enc.schema.features:
                 state = enc.numeric_ if f.kind == "numeric" else enc.vocabs_
                 if f.name not in state:
@@ -306,6 +304,23 @@ class Encoder:
         from mtlrec.artifacts import write_text
 
         write_text(path, json.dumps(self.to_dict()))
+
+    def save_counts(self, path: str | Path) -> None:
+        """Every categorical and sequence value seen, with its count: what ``grow`` adds to. Kept
+        apart from encoder.json, which serving reads, because it outgrows the vocabularies."""
+        from mtlrec.artifacts import write_text
+
+        write_text(path, json.dumps({"format": FORMAT, "counts": self.counts_}))
+
+    def load_counts(self, path: str | Path) -> "Encoder":
+        from mtlrec.artifacts import read_json
+
+        d = read_json(path)
+        try:
+            self.counts_ = {k: {str(v): int(n) for v, n in c.items()} for k, c in d["counts"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise RunError(f"{path}: not valid value counts ({err})") from None
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> "Encoder":

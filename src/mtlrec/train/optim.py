@@ -38,6 +38,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+CHUNK = 4096  # steps of RowwiseAdam's per-step tables computed at once
 _VIEWS = ("exp_avg", "exp_avg_sq")  # views of ``moments`` in RowwiseAdam's state (for torch's names)
 
 
@@ -61,16 +62,19 @@ class RowwiseAdam(torch.optim.Optimizer):
 
     # -- the closed form of the skipped steps -------------------------------------------------------
     def _series(self, betas: tuple[float, float], upto: int) -> dict[str, Tensor]:
-        """Per-step tables for s = 0..upto (at least), computed in chunks and kept (20 bytes a step):
-        ``tail[s]`` = sum_{k >= 1} r^k f(s + k), f(j) = sqrt(1 - b2^j) / (1 - b1^j): the dense-Adam
-        movement, in units of ``lr m / sqrt(v)``, of a row whose gradient is zero from step s + 1 on;
-        ``b1``, ``b2``, ``r``: b1^n, b2^n, r^n for a gap of n steps (gathers instead of powers)."""
+        """Per-step tables for s = 0..min(upto, cap) (at least), computed in chunks of CHUNK steps
+        and kept (28 bytes a step): ``tail[s]`` = sum_{k >= 1} r^k f(s + k), f(j) = sqrt(1 - b2^j)
+        / (1 - b1^j): the dense-Adam movement, in units of ``lr m / sqrt(v)``, of a row whose gradient
+        is zero from step s + 1 on; ``b1``, ``b2``, ``r``: b1^n, b2^n, r^n for a gap of n steps
+        (gathers instead of powers). Beyond ``cap`` steps (``_cap``) none of them changes any more,
+        so a table of a few MB serves runs of any length (``_catch_up`` clamps its indices)."""
         t = self._tables.get(betas)
-        if t is None or len(t["tail"]) <= upto:
-            b1, b2 = betas
+        b1, b2 = betas
+        upto = min(upto, self._cap(b2))
+        while t is None or len(t["tail"]) <= upto:
             have = 0 if t is None else len(t["tail"])
             k = torch.arange(1, self._terms + 1, dtype=torch.float64)
-            s = torch.arange(have, upto + 1024, dtype=torch.float64)
+            s = torch.arange(have, min(have + CHUNK, self._cap(b2) + 1), dtype=torch.float64)
             j = s[:, None] + k  # [S, K] the steps
             f = torch.sqrt(1 - b2**j) / (1 - b1**j)
             new = {"tail": (self._r**k * f).sum(1), "b1": b1**s, "b2": b2**s, "r": self._r**s}
@@ -78,12 +82,20 @@ class RowwiseAdam(torch.optim.Optimizer):
             self._tables[betas] = t
         return t
 
+    @staticmethod
+    def _cap(b2: float) -> int:
+        """Steps after which b2^n < 1e-18: f(j) is then 1 to double precision (tail stops changing),
+        and b1^n, b2^n and r^n are too small to change a moment or a parameter."""
+        return max(CHUNK, math.ceil(math.log(1e-18) / math.log(b2))) if 0 < b2 < 1 else CHUNK
+
     def _catch_up(self, last: Tensor, upto: int, m: Tensor, v: Tensor, group: dict) -> Tensor:
         """Rows whose state is current at steps ``last`` [R], moments ``m``, ``v`` [R, dim] (copies)
         -> their parameter change up to step ``upto``, their gradient having been zero since; ``m``
         and ``v`` are brought to step ``upto`` in place."""
         t = self._series(group["betas"], upto)
-        n = upto - last  # skipped steps: last + 1 .. upto
+        cap = self._cap(group["betas"][1])
+        n = (upto - last).clamp(max=cap)  # skipped steps: last + 1 .. upto
+        last, upto = last.clamp(max=cap), min(upto, cap)
         # sum_{k=1..n} r^k f(last + k) = W(last) - r^n W(upto)
         moved = ((t["tail"][last] - t["r"][n] * t["tail"][upto]) * group["lr"]).to(m.dtype)
         delta = m / v.sqrt().add_(group["eps"])
@@ -270,11 +282,6 @@ class Optimizers:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for kind, opt in self._optimizers():
             opt.load_state_dict(_by_index(state[kind], self._names(opt)))
-
-    def set_lr(self, lr: float) -> None:
-        for _, opt in self._optimizers():
-            for group in opt.param_groups:
-                group["lr"] = lr
 
     def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
         return [("dense", self.dense)] + ([("rowwise", self.rowwise)] if self.rowwise is not None else [])

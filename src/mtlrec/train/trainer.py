@@ -65,11 +65,6 @@ class Trainer:
     def stop(self, value: bool) -> None:
         self.state.stop = value
 
-    @property
-    def epoch(self) -> int:
-        """The epoch being trained (or the last one finished)."""
-        return self.state.epoch + (self.state.step > 0)
-
     def fit(
         self, train: EncodedData, valid: EncodedData, *, restore: Callable[[TrainState], None] | None = None
     ) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtlrec.artifacts import load_tensors, read_run, read_yaml, run_info
+from mtlrec.artifacts import COUNTS, load_tensors, read_run, read_yaml, run_info
 from mtlrec.config import differences, parse_config
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import ConfigError
@@ -43,6 +43,14 @@ class Parent:
     weights: dict[str, Tensor]
     train: dict[str, Any] | None  # its last checkpoint's train state (None: no checkpoint left)
 
+    @property
+    def weighting(self) -> dict[str, Tensor]:
+        """The loss-weighting method's state at the end of the parent's training."""
+        if self.train is not None:
+            return self.train["weighting"]
+        path = self.path / "weighting.safetensors"
+        return load_tensors(path) if path.is_file() else {}
+
     @classmethod
     def load(cls, path: str | Path) -> "Parent":
         return read_run(path, cls._read)
@@ -52,8 +60,10 @@ class Parent:
         config = parse_config(read_yaml(path / "config.yaml") or {}, where=str(path / "config.yaml")).to_dict()
         last = latest_checkpoint(path)
         train = load_checkpoint(last)["train"] if last is not None else None
-        return cls(path, run_info(path), config, Encoder.load(path / "encoder.json"),
-                   load_tensors(path / "model.safetensors"), train)  # fmt: skip
+        encoder = Encoder.load(path / "encoder.json")
+        if (path / COUNTS).is_file():  # absent: the vocabularies grow from what they hold
+            encoder.load_counts(path / COUNTS)
+        return cls(path, run_info(path), config, encoder, load_tensors(path / "model.safetensors"), train)
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -63,6 +73,11 @@ class Parent:
     def check(self, resolved: dict[str, Any]) -> None:
         """A ConfigError naming the first difference in schema, model or weighting from the new
         run's resolved config."""
+        for part in ("features", "tasks"):  # positions matter too: tables, towers and weights follow them
+            was, now = (_names(c.get("schema", {}).get(part)) for c in (self.config, resolved))
+            if set(was) == set(now) and was != now:
+                raise ConfigError(f"--init-from {self.path}: schema.{part} are in the order {now} here but "
+                                  f"{was} in that run; list them in the same order")  # fmt: skip
         for section in ("schema", "model", "weighting"):
             found = differences(_by_name(self.config.get(section)), _by_name(resolved.get(section)), f"{section}.")
             if found:
@@ -80,8 +95,8 @@ class Parent:
         state.model.load_state_dict(
             {k: _move_rows(v, rows[k], fresh[k].clone()) if k in rows else v for k, v in self.weights.items()}
         )
-        if self.train is not None:
-            state.weighting.load_state_dict(self.train["weighting"])
+        if self.weighting:
+            state.weighting.load_state_dict(self.weighting)
         if reset_optimizer or self.train is None:
             return
         parent = self.train["optimizers"]
@@ -132,6 +147,10 @@ def _by_name(section: Any) -> Any:
     if isinstance(section, list) and section and all(isinstance(x, dict) and "name" in x for x in section):
         return {x["name"]: x for x in section}
     return section
+
+
+def _names(entries: Any) -> list[str]:
+    return [x["name"] for x in entries or []]
 
 
 def _show(value: Any) -> str:
