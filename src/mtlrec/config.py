@@ -54,9 +54,11 @@ class SyntheticConfig(_Strict):
 
 class SplitConfig(_Strict):
     """random: rows at random (seeded); time: the last rows by ``column``; user: whole groups
-    of ``column`` (e.g. user_id) go to one split."""
+    of ``column`` (e.g. user_id) go to one split; hash: by a stable hash of ``column`` (a user,
+    request or row id): the same keys in the same split on every run and machine, one batch at a
+    time (what a stream splits by)."""
 
-    method: Literal["random", "time", "user"] = "random"
+    method: Literal["random", "time", "user", "hash"] = "random"
     valid: float = Field(0.1, ge=0.0, lt=1.0)
     test: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0

@@ -36,7 +36,8 @@ class TensorBatch:
 class EncodedData(TensorBatch):
     """All rows of one split, plus what evaluation needs beside the tensors.
 
-    groups: [N] int64 group ids for grouped metrics (GAUC), or None.
+    groups: [N] int64 group ids for grouped metrics (GAUC): a stable hash of the group column, so
+      that one user is one group across batches and files; or None.
     targets: {regression task: (mean, std)}: its labels (and the model's outputs) are standardised;
       ``value = output * std + mean`` (then expm1 for log1p tasks) gives the original scale.
     """

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pydantic
 import torch
 
@@ -27,6 +26,7 @@ from mtlrec.data.columns import (
     number_at,
     require_columns,
 )
+from mtlrec.data.hashing import stable_hash
 from mtlrec.data.lookup import VocabLookup
 from mtlrec.data.vocab import add_counts, value_counts, vocabulary
 from mtlrec.errors import DataError, RunError
@@ -168,11 +168,8 @@ class Encoder:
             seq_arr[:, i, : s.shape[1]] = s
         ys, masks = self._labels(table, where) if labels else ({}, {})
         groups = None
-        if self.schema.group and self.schema.group in table.column_names:
-            groups = np.asarray(
-                pc.dictionary_encode(table[self.schema.group]).combine_chunks().indices.fill_null(-1),
-                dtype=np.int64,
-            )
+        if self.schema.group and self.schema.group in table.column_names:  # the same user, the same id, in any batch
+            groups = stable_hash(table[self.schema.group], self.schema.group, str(where)).view(np.int64)
         return EncodedData(
             cat=torch.from_numpy(np.stack(cat, 1) if cat else np.zeros((n, 0), np.int64)),
             seq=torch.from_numpy(seq_arr),

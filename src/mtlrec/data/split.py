@@ -1,4 +1,5 @@
-"""Split a table into train / valid / test: at random, by time, or by user (whole groups)."""
+"""Split a table into train / valid / test: at random, by time, by user (whole groups), or by the
+hash of a column (the same keys in the same split on every run, batch by batch: data/hashing.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pyarrow.compute as pc
 
 from mtlrec.config import SplitConfig
 from mtlrec.data.columns import RowOrigin, Where
+from mtlrec.data.hashing import split_codes, stable_hash
 from mtlrec.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -38,6 +40,9 @@ def split_indices(table: pa.Table, cfg: SplitConfig) -> dict[str, np.ndarray]:
         if column.null_count:
             raise DataError(f"split by time: column '{cfg.column}' has {column.null_count} missing values")
         return _cut(np.asarray(pc.sort_indices(column)), cfg)
+    if cfg.method == "hash":
+        codes = split_codes(stable_hash(column, cfg.column), cfg.valid, cfg.test, cfg.seed)
+        return {name: np.flatnonzero(codes == i) for i, name in enumerate(SPLITS)}
     groups = np.asarray(pc.dictionary_encode(column).combine_chunks().indices.fill_null(-1))
     parts = _cut(rng.permutation(groups.max() + 2) - 1, cfg)  # -1 = missing group
     which = np.empty(groups.max() + 2, dtype=np.int8)
