@@ -28,14 +28,14 @@ from mtlrec.data.columns import (
 )
 from mtlrec.data.hashing import stable_hash
 from mtlrec.data.lookup import VocabLookup
-from mtlrec.data.vocab import add_counts, value_counts, vocabulary
+from mtlrec.data.vocab import value_counts, vocabulary
 from mtlrec.errors import DataError, RunError
 from mtlrec.spec import FeatureSpec, InputLayout, Schema, TaskSpec
 
 FORMAT = 1
 
 
-def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
+def feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
     """A numeric feature as float64 (NaN = missing); infinities would poison the scaling."""
     x = as_float(col, f.source, where)
     bad = np.flatnonzero(np.isinf(x))
@@ -44,7 +44,14 @@ def _feature_numbers(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.n
     return x
 
 
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
+def feature_values(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> pa.Array:
+    """A categorical or sequence column's values as one string array (what vocabularies count)."""
+    if f.kind == "sequence":
+        return as_lists(col, f.source, where, f.separator).flatten()
+    return as_strings(col, f.source, where).combine_chunks()
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
@@ -65,9 +72,9 @@ class Encoder:
         for f in self.schema.features:
             col = table[f.source]
             if f.kind == "numeric":
-                self.numeric_[f.name] = self._fit_numeric(_feature_numbers(col, f, where), f)
+                self.numeric_[f.name] = self._fit_numeric(feature_numbers(col, f, where), f)
             else:
-                self.counts_[f.name] = value_counts(self._values(col, f, where))
+                self.counts_[f.name] = value_counts(feature_values(col, f, where))
                 self.vocabs_[f.name] = vocabulary(self.counts_[f.name], f)
         self._fit_targets(table, where)
         return self
@@ -78,22 +85,9 @@ class Encoder:
         vocabulary whose count now passes ``min_count`` are appended, most frequent first, while
         ``max_size`` leaves room. Numeric scaling and regression targets stay this encoder's (a
         model is tied to them)."""
-        require_columns(table, [f.source for f in self.schema.features], where)
-        new = Encoder(self.schema)
-        new.numeric_, new.targets_ = dict(self.numeric_), dict(self.targets_)
-        for f in self.schema.features:
-            if f.kind != "numeric":
-                known = self.counts_.get(f.name) or dict.fromkeys(self.vocabs_[f.name], 0)  # counts not kept
-                new.counts_[f.name] = add_counts(known, value_counts(self._values(table[f.source], f, where)))
-                new.vocabs_[f.name] = vocabulary(new.counts_[f.name], f, known=self.vocabs_[f.name])
-        return new
+        from mtlrec.data.fitting import EncoderFit
 
-    @staticmethod
-    def _values(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> pa.Array:
-        """A categorical or sequence column's values as one string array."""
-        if f.kind == "sequence":
-            return as_lists(col, f.source, where, f.separator).flatten()
-        return as_strings(col, f.source, where).combine_chunks()
+        return EncoderFit(self.schema, start=self).update(table, where).finish()
 
     def _fit_targets(self, table: pa.Table, where: Where) -> None:
         """Mean and std of each regression label (after its transform) over its sample space, so the
@@ -104,7 +98,7 @@ class Encoder:
             if t.where and t.where not in table.column_names:
                 continue
             mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
-            y = self._label(table[t.source], t, mask, where)[mask].astype(np.float64)
+            y = self.label_values(table[t.source], t, mask, where)[mask].astype(np.float64)
             std = float(y.std()) if len(y) else 1.0
             self.targets_[t.name] = (float(y.mean()) if len(y) else 0.0, std if std > 0 else 1.0)
 
@@ -116,7 +110,7 @@ class Encoder:
         fill = float(np.mean(x[~missing])) if f.fill is None else float(f.fill)
         z = np.where(missing, fill, x)
         if f.transform == "log1p":
-            z = _signed_log1p(z)
+            z = signed_log1p(z)
         indicator = bool(missing.any()) if f.missing_indicator is None else f.missing_indicator
         std = float(np.std(z))
         return {
@@ -161,7 +155,7 @@ class Encoder:
         feats = self.schema.features
         cat = [self._categorical(table[f.source], f, where) for f in feats if f.kind == "categorical"]
         seq = [self._sequence(table[f.source], f, where) for f in feats if f.kind == "sequence"]
-        dense = [c for f in feats if f.kind == "numeric" for c in self._numeric(table[f.source], f, where)]
+        dense = [c for f in feats if f.kind == "numeric" for c in self.numeric_columns(table[f.source], f, where)]
         width = max((s.shape[1] for s in seq), default=0)
         seq_arr = np.zeros((n, len(seq), width), dtype=np.int64)
         for i, s in enumerate(seq):
@@ -182,13 +176,15 @@ class Encoder:
             targets=dict(self.targets_),
         )
 
-    def _numeric(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> list[np.ndarray]:
+    def numeric_columns(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> list[np.ndarray]:
+        """A numeric feature's input columns, as training saw them: the value (filled, transformed,
+        scaled) and, when the train split had missing values, the missing flag."""
         s = self.numeric_[f.name]
-        x = _feature_numbers(col, f, where)
+        x = feature_numbers(col, f, where)
         missing = np.isnan(x)
         z = np.where(missing, s["fill"], x)
         if f.transform == "log1p":
-            z = _signed_log1p(z)
+            z = signed_log1p(z)
         if f.transform in ("standardize", "log1p"):
             z = (z - s["mean"]) / s["std"]
         elif f.transform == "minmax":
@@ -234,7 +230,7 @@ class Encoder:
             mask = np.ones(n, dtype=bool)
             if t.where:
                 mask = as_binary(table[t.where], t.where, where).astype(bool)
-            y = self._label(table[t.source], t, mask, where)
+            y = self.label_values(table[t.source], t, mask, where)
             if t.name in self.targets_:
                 mean, std = self.targets_[t.name]
                 y = np.where(mask, (y - mean) / std, 0.0).astype(np.float32)
@@ -243,7 +239,9 @@ class Encoder:
         return ys, masks
 
     @staticmethod
-    def _label(col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: Where) -> np.ndarray:
+    def label_values(col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: Where) -> np.ndarray:
+        """A task's labels, checked against its kind inside the sample space ``mask``; a log1p
+        regression target comes back transformed, not yet standardised."""
         name = t.source
         if t.kind == "binary":
             return as_binary(col, name, where, mask)

@@ -112,5 +112,5 @@ class ColumnEncoder:
     def _numeric(self, col: Column, f: FeatureSpec, n: int) -> list[np.ndarray]:
         values = [col.value] if isinstance(col, Same) else col
         x = np.array(values, dtype=np.float64)  # None -> NaN
-        parts = self.encoder._numeric(pa.chunked_array([pa.array(x)]), f, "request")  # the training transform
+        parts = self.encoder.numeric_columns(pa.chunked_array([pa.array(x)]), f, "request")  # the training transform
         return [np.broadcast_to(p, (n,)) for p in parts] if isinstance(col, Same) else parts

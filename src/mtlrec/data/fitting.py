@@ -1,0 +1,135 @@
+"""Fitting an encoder in one bounded pass, a batch of rows at a time (``update``), then ``finish``:
+for data that does not fit in memory. Memory is the vocabularies' counts and a few numbers per
+numeric feature and regression task, whatever the number of rows.
+
+- categorical and sequence features: value counts, added batch by batch; the vocabulary is chosen
+  from them at the end exactly as ``Encoder.fit`` chooses it (data/vocab.py).
+- numeric features: the observed values' count and mean (the default fill), and the count, mean,
+  sum of squared deviations, min and max of their transformed values, merged batch by batch (Chan
+  et al.'s parallel variance). At the end the missing rows join at the transformed fill value, so
+  the mean and std are those of the filled column, as ``Encoder.fit`` computes them (equal up to
+  float rounding: about 1e-15 relative).
+- regression labels: mean and std over the task's sample space, merged the same way.
+
+``start``: an encoder whose vocabularies grow instead (a warm start): its counts are the starting
+counts, its values keep their indices, and its numeric scaling and regression targets stay as
+they are (a model is tied to them), so nothing numeric is accumulated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mtlrec.data.columns import Where, as_binary, require_columns
+from mtlrec.data.encode import Encoder, feature_numbers, feature_values, signed_log1p
+from mtlrec.data.vocab import add_counts, value_counts, vocabulary
+from mtlrec.errors import DataError
+from mtlrec.spec import FeatureSpec, Schema
+
+
+@dataclass
+class Moments:
+    """Count, mean, sum of squared deviations, min and max of a stream of numbers."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+
+    def add(self, x: np.ndarray) -> None:
+        if not len(x):
+            return
+        mean = float(np.mean(x))
+        m2 = float(np.sum((x - mean) ** 2))
+        n = self.n + len(x)
+        delta = mean - self.mean
+        self.mean += delta * len(x) / n
+        self.m2 += m2 + delta * delta * self.n * len(x) / n
+        self.n = n
+        self.low, self.high = min(self.low, float(np.min(x))), max(self.high, float(np.max(x)))
+
+    def with_constant(self, value: float, count: int) -> "Moments":
+        """These moments with ``count`` more values equal to ``value``."""
+        out = Moments(self.n, self.mean, self.m2, self.low, self.high)
+        out.add(np.full(count, value))
+        return out
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.n)) if self.n else 0.0
+
+
+class EncoderFit:
+    """Accumulates what an Encoder is fitted from, over batches of the train rows."""
+
+    def __init__(self, schema: Schema, start: Encoder | None = None) -> None:
+        self.schema, self.start = schema, start
+        self.counts: dict[str, dict[str, int]] = {}
+        for f in schema.features:
+            if f.kind != "numeric":
+                kept = start.counts_.get(f.name) or dict.fromkeys(start.vocabs_[f.name], 0) if start else None
+                self.counts[f.name] = dict(kept) if kept else {}
+        self.observed = {f.name: Moments() for f in schema.features if f.kind == "numeric"}  # raw values
+        self.scaled = {f.name: Moments() for f in schema.features if f.kind == "numeric"}  # transformed
+        self.missing = {f.name: 0 for f in schema.features if f.kind == "numeric"}
+        self.targets = {t.name: Moments() for t in schema.tasks if t.kind == "regression"}
+        self.rows = 0
+
+    def update(self, table: pa.Table, where: Where = "train") -> "EncoderFit":
+        """Add a batch of train rows."""
+        require_columns(table, [f.source for f in self.schema.features], where)
+        self.rows += table.num_rows
+        for f in self.schema.features:
+            col = table[f.source]
+            if f.kind != "numeric":
+                self.counts[f.name] = add_counts(self.counts[f.name], value_counts(feature_values(col, f, where)))
+            elif self.start is None:
+                x = feature_numbers(col, f, where)
+                seen = x[~np.isnan(x)]
+                self.missing[f.name] += len(x) - len(seen)
+                self.observed[f.name].add(seen)
+                self.scaled[f.name].add(signed_log1p(seen) if f.transform == "log1p" else seen)
+        if self.start is None:
+            self._update_targets(table, where)
+        return self
+
+    def _update_targets(self, table: pa.Table, where: Where) -> None:
+        for t in self.schema.tasks:
+            if t.kind != "regression" or t.source not in table.column_names:
+                continue
+            if t.where and t.where not in table.column_names:
+                continue
+            mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+            self.targets[t.name].add(Encoder.label_values(table[t.source], t, mask, where)[mask].astype(np.float64))
+
+    def finish(self) -> Encoder:
+        enc = Encoder(self.schema)
+        for f in self.schema.features:
+            if f.kind != "numeric":
+                enc.counts_[f.name] = self.counts[f.name]
+                known = self.start.vocabs_[f.name] if self.start else ()
+                enc.vocabs_[f.name] = vocabulary(self.counts[f.name], f, known=known)
+        if self.start is not None:
+            enc.numeric_, enc.targets_ = dict(self.start.numeric_), dict(self.start.targets_)
+            return enc
+        for f in self.schema.features:
+            if f.kind == "numeric":
+                enc.numeric_[f.name] = self._numeric(f)
+        for name, m in self.targets.items():
+            if m.n:
+                enc.targets_[name] = (m.mean, m.std if m.std > 0 else 1.0)
+        return enc
+
+    def _numeric(self, f: FeatureSpec) -> dict[str, float | bool]:
+        observed, missing = self.observed[f.name], self.missing[f.name]
+        if observed.n == 0:
+            raise DataError(f"feature '{f.name}': column '{f.source}' has no values in the train split")
+        fill = observed.mean if f.fill is None else float(f.fill)
+        value = float(signed_log1p(np.array(fill))) if f.transform == "log1p" else fill
+        z = self.scaled[f.name].with_constant(value, missing)
+        indicator = missing > 0 if f.missing_indicator is None else f.missing_indicator
+        return {"fill": fill, "mean": z.mean, "std": z.std if z.std > 0 else 1.0, "min": z.low, "max": z.high,
+                "indicator": bool(indicator)}  # fmt: skip
