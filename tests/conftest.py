@@ -79,3 +79,69 @@ def assert_metrics_close(got: dict, want: dict, tol: float = 1e-6) -> None:
 def metrics_close():
     """The NaN-aware nested comparison, as a fixture (test modules are imported by path)."""
     return assert_metrics_close
+
+
+# the child trains and kills itself with SIGKILL at a chosen point: after train step N ("step"),
+# right after checkpoint number N is written ("saved"), or inside the N-th save, after its files
+# are written and before the rename that completes it ("writing")
+KILLING_CHILD = r"""
+import json, os, signal, sys
+import torch
+torch.set_num_threads(1)
+from mtlrec.config import ExperimentConfig
+from mtlrec import experiment
+from mtlrec.train import checkpoints, trainer
+raw, out, where, n = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+count = {"steps": 0, "saves": 0}
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+if where == "step":
+    step = trainer.Trainer.train_step
+    def train_step(self, batch):
+        result = step(self, batch)
+        count["steps"] += 1
+        if count["steps"] == n:
+            die()
+        return result
+    trainer.Trainer.train_step = train_step
+else:
+    save_file = __import__("safetensors.torch", fromlist=["save_file"]).save_file
+    save = checkpoints.save_checkpoint
+    def patched(*args, **kwargs):
+        count["saves"] += 1
+        if where == "writing" and count["saves"] == n:
+            import safetensors.torch as st
+            def write_then_die(tensors, path):
+                save_file(tensors, path)
+                die()
+            st.save_file = write_then_die
+        result = save(*args, **kwargs)
+        if where == "saved" and count["saves"] == n:
+            die()
+        return result
+    experiment.save_checkpoint = patched
+experiment.run_experiment(ExperimentConfig.model_validate(raw), out)
+"""
+
+
+@pytest.fixture(scope="session")
+def killing_child() -> str:
+    """The script of a child that trains ``argv[1]`` (a config as JSON) into ``argv[2]`` and kills
+    itself with SIGKILL at ``argv[3]`` ("step", "saved", "writing") number ``argv[4]``."""
+    return KILLING_CHILD
+
+
+@pytest.fixture(scope="session")
+def kill_child(killing_child):
+    """Run ``killing_child`` to its SIGKILL (bounded to two minutes)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    def run(raw: dict, out, where: str, n: int) -> None:
+        child = subprocess.run([sys.executable, "-c", killing_child, json.dumps(raw), str(out), where, str(n)],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+
+    return run

@@ -81,9 +81,14 @@ class DataConfig(_Sections):
     kind: ClassVar[str] = "source"
 
     source: str = "synthetic"
-    path: str | None = None
+    path: str | None = None  # a file, or a directory or glob of files (streamed)
     synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
+    # None: a directory or glob of files streams, one file is read whole; true: stream one file too
+    stream: bool | None = None
+    valid_path: str | None = None  # rows to validate on (file, directory or glob): the split by files
+    test_path: str | None = None  # rows to test on
+    shuffle_buffer: int = Field(262_144, ge=1)  # rows shuffled together when streaming (rounded up to batches)
 
     @property
     def name(self) -> str:  # what hyper.build_registered looks up

@@ -60,6 +60,32 @@ def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: En
     return evaluate(model.output_tasks, model.complete(preds), model.with_derived(data))
 
 
+def evaluate_split(
+    model: MultiTaskModel, data: EncodedData, batch_size: int = 8192, table: pa.Table | None = None
+) -> tuple[Metrics, Metrics | None]:
+    """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
+    columns): ``data`` in memory (its raw rows in ``table``), or a stream read chunk by chunk
+    (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth are
+    gathered for exact metrics (memory: a few numbers per row of the split, not its inputs)."""
+    preds: list[dict[str, np.ndarray]] = []
+    labelled: list[EncodedData] = []
+    oracle: list[dict[str, np.ndarray] | None] = []
+    for chunk, raw in data.chunks():
+        preds.append(predict(model, chunk, batch_size))
+        labelled.append(chunk if len(labelled) == 0 and raw is None else chunk.labels_only())
+        source = raw if raw is not None else table
+        oracle.append(oracle_predictions(source, model.tasks) if source is not None else None)
+    whole, rows = _concat(preds), EncodedData.concat(labelled)
+    metrics = evaluate_model(model, whole, rows)
+    if any(o is None for o in oracle):
+        return metrics, None
+    return metrics, evaluate_model(model, _concat(oracle), rows)
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray] | None:
     """The ground-truth predictions kept beside simulated rows (``oracle_<task>``), or None."""
     columns = [ORACLE_PREFIX + t.name for t in tasks]

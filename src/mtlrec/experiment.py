@@ -32,8 +32,9 @@ from mtlrec.data.columns import RowOrigin, require_columns
 from mtlrec.data.encode import Encoder
 from mtlrec.data.fingerprint import data_fingerprint
 from mtlrec.data.sources import load_source
+from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.errors import ConfigError, RunError
-from mtlrec.evaluation import evaluate_model, oracle_predictions, predict
+from mtlrec.evaluation import ORACLE_PREFIX, evaluate_split
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
 from mtlrec.train.callbacks import EarlyStopping, History, Progress
@@ -60,9 +61,9 @@ class Prepared:
     """The experiment's data, split and encoded."""
 
     schema: Schema
-    tables: dict[str, pa.Table]
+    tables: dict[str, pa.Table] | None  # the raw rows of each split (None: streamed)
     encoder: Encoder
-    encoded: dict[str, EncodedData]
+    encoded: dict[str, EncodedData | StreamData]
     fingerprint: dict[str, Any]  # the data files, taken before they were read (data/fingerprint.py)
 
 
@@ -94,12 +95,18 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     it is; ``grow``: a parent run's, grown by the train split (a warm start); neither: fit anew.
     A binary task with one class in a split is a warning (its AUC there is undefined)."""
     fingerprint = data_fingerprint(cfg.data)
-    schema, tables, origins = load_data(cfg)
-    if encoder is None and grow is not None:
-        encoder = grow.grow(tables["train"], where=origins["train"])
-    elif encoder is None:
-        encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
-    encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
+    if streams(cfg.data):  # a directory or glob of files: read piece by piece (data/stream.py)
+        schema = resolve_schema(cfg, None)
+        oracle = [ORACLE_PREFIX + t.name for t in schema.tasks]
+        encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle)
+        tables = None
+    else:
+        schema, tables, origins = load_data(cfg)
+        if encoder is None and grow is not None:
+            encoder = grow.grow(tables["train"], where=origins["train"])
+        elif encoder is None:
+            encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
+        encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
     for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
         warnings.warn(line, stacklevel=2)
     return Prepared(schema, tables, encoder, encoded, fingerprint)
@@ -272,12 +279,12 @@ def _train_into(
         save_tensors(out / "weighting.safetensors", state)
 
     metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
+    oracle = {}
     for split in ("valid", "test"):
-        enc = data.encoded[split]
-        metrics[split] = evaluate_model(model, predict(model, enc, cfg.train.eval_batch_size), enc)
-    oracle = {s: oracle_predictions(data.tables[s], data.schema.tasks) for s in ("valid", "test")}
-    if all(p is not None for p in oracle.values()):
-        metrics["oracle"] = {s: evaluate_model(model, oracle[s], data.encoded[s]) for s in oracle}
+        table = data.tables[split] if data.tables is not None else None
+        metrics[split], oracle[split] = evaluate_split(model, data.encoded[split], cfg.train.eval_batch_size, table)
+    if all(o is not None for o in oracle.values()):
+        metrics["oracle"] = oracle
     write_json(out / "metrics.json", metrics)
     prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
     (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on

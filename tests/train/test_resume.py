@@ -19,49 +19,14 @@ from mtlrec.artifacts import load_tensors, read_history, read_json
 from mtlrec.config import ExperimentConfig
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.experiment import run_experiment
-from mtlrec.train.checkpoints import checkpoints, flatten, latest_checkpoint, load_checkpoint, save_checkpoint, unflatten
-
-# the child trains and kills itself with SIGKILL at a chosen point: after train step N ("step"),
-# right after checkpoint number N is written ("saved"), or inside the N-th save, after its files
-# are written and before the rename that completes it ("writing")
-CHILD = r"""
-import json, os, signal, sys
-import torch
-torch.set_num_threads(1)
-from mtlrec.config import ExperimentConfig
-from mtlrec import experiment
-from mtlrec.train import checkpoints, trainer
-raw, out, where, n = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-count = {"steps": 0, "saves": 0}
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-if where == "step":
-    step = trainer.Trainer.train_step
-    def train_step(self, batch):
-        result = step(self, batch)
-        count["steps"] += 1
-        if count["steps"] == n:
-            die()
-        return result
-    trainer.Trainer.train_step = train_step
-else:
-    save_file = __import__("safetensors.torch", fromlist=["save_file"]).save_file
-    save = checkpoints.save_checkpoint
-    def patched(*args, **kwargs):
-        count["saves"] += 1
-        if where == "writing" and count["saves"] == n:
-            import safetensors.torch as st
-            def write_then_die(tensors, path):
-                save_file(tensors, path)
-                die()
-            st.save_file = write_then_die
-        result = save(*args, **kwargs)
-        if where == "saved" and count["saves"] == n:
-            die()
-        return result
-    experiment.save_checkpoint = patched
-experiment.run_experiment(ExperimentConfig.model_validate(raw), out)
-"""
+from mtlrec.train.checkpoints import (
+    checkpoints,
+    flatten,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten,
+)
 
 CASES = {  # weighting -> model: a plain method, a gradient method (global RNG), a stateful one
     "static": "mmoe",  # gates' utilisation accumulators; dropout draws from torch's generator
@@ -90,12 +55,6 @@ def reference(tmp_path_factory, tiny_config_shared):
     return runs
 
 
-def kill_child(raw: dict, out, where: str, n: int) -> None:
-    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(raw), str(out), where, str(n)],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
-
-
 def untimed(rows):
     return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in rows]
 
@@ -119,7 +78,7 @@ KILLS += [("pcgrad", STEP_14), ("pcgrad", SAVED_2), ("famo", STEP_5), ("famo", S
 
 
 @pytest.mark.parametrize(("weighting", "kill"), KILLS, ids=[f"{w}-{k[0]}{k[1]}" for w, k in KILLS])
-def test_a_killed_run_resumes_exactly(weighting, kill, reference, tiny_config, tmp_path, metrics_close):
+def test_a_killed_run_resumes_exactly(weighting, kill, reference, tiny_config, tmp_path, metrics_close, kill_child):
     where, n = kill
     raw = config(tiny_config, weighting)
     out = tmp_path / "run"
@@ -130,7 +89,9 @@ def test_a_killed_run_resumes_exactly(weighting, kill, reference, tiny_config, t
     assert len(checkpoints(out)) == 1  # after the end: the last one, for a warm start
 
 
-def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one(reference, tiny_config, tmp_path, metrics_close):
+def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one(
+    reference, tiny_config, tmp_path, metrics_close, kill_child
+):
     raw = config(tiny_config, "static")
     out = tmp_path / "run"
     kill_child(raw, out, "writing", 3)  # the third save dies between its files and its rename
@@ -141,12 +102,12 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one(reference,
     assert not any(p.name.startswith(".tmp-") for p in (out / "checkpoints").iterdir())
 
 
-def test_a_kill_from_outside_at_any_moment(reference, tiny_config, tmp_path, metrics_close):
+def test_a_kill_from_outside_at_any_moment(reference, tiny_config, tmp_path, metrics_close, killing_child):
     """SIGKILL sent by this test, by pid, at whatever moment the child has reached after its first
     checkpoint."""
     raw = config(tiny_config, "static")
     out = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(raw), str(out), "step", "0"])
+    child = subprocess.Popen([sys.executable, "-c", killing_child, json.dumps(raw), str(out), "step", "0"])
     try:
         deadline = time.monotonic() + 120
         while latest_checkpoint(out) is None and child.poll() is None and time.monotonic() < deadline:
@@ -158,7 +119,7 @@ def test_a_kill_from_outside_at_any_moment(reference, tiny_config, tmp_path, met
     assert_same_run(out, reference["static"], metrics_close)
 
 
-def test_resume_refuses_a_changed_config_and_names_the_key(tiny_config, tmp_path):
+def test_resume_refuses_a_changed_config_and_names_the_key(tiny_config, tmp_path, kill_child):
     raw = config(tiny_config, "static")
     out = tmp_path / "run"
     kill_child(raw, out, "step", 5)
@@ -176,7 +137,9 @@ def test_resume_refuses_a_changed_config_and_names_the_key(tiny_config, tmp_path
     assert (out / "run.json").is_file()
 
 
-def test_resume_without_a_checkpoint_starts_afresh_and_a_complete_run_is_left_alone(tiny_config, tmp_path, capsys):
+def test_resume_without_a_checkpoint_starts_afresh_and_a_complete_run_is_left_alone(
+    tiny_config, tmp_path, capsys, kill_child
+):
     raw = config(tiny_config, "static")
     out = tmp_path / "run"
     kill_child(raw, out, "step", 2)  # before the first checkpoint
@@ -191,7 +154,7 @@ def test_resume_without_a_checkpoint_starts_afresh_and_a_complete_run_is_left_al
         run_experiment(ExperimentConfig.model_validate(raw), out, resume=True, overwrite=True)
 
 
-def test_an_unfinished_run_is_not_served_or_evaluated(tiny_config, tmp_path):
+def test_an_unfinished_run_is_not_served_or_evaluated(tiny_config, tmp_path, kill_child):
     from mtlrec.serve.predictor import Predictor
 
     raw = config(tiny_config, "static")

@@ -4,7 +4,7 @@ Dataset."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,44 @@ class EncodedData(TensorBatch):
 
     groups: np.ndarray | None = None
     targets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def concat(cls, parts: Sequence["EncodedData"]) -> "EncodedData":
+        """The rows of ``parts`` one after another (parts encoded by one encoder)."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        groups = None if any(p.groups is None for p in parts) else np.concatenate([p.groups for p in parts])
+        return cls(
+            cat=torch.cat([p.cat for p in parts]),
+            seq=torch.cat([p.seq for p in parts]),
+            dense=torch.cat([p.dense for p in parts]),
+            labels={t: torch.cat([p.labels[t] for p in parts]) for t in first.labels},
+            masks={t: torch.cat([p.masks[t] for p in parts]) for t in first.masks},
+            groups=groups,
+            targets=first.targets,
+        )
+
+    def rows(self, index: Tensor | slice) -> "EncodedData":
+        """``take`` that keeps the groups and targets."""
+        batch = self.take(index)
+        groups = None if self.groups is None else self.groups[index.numpy() if torch.is_tensor(index) else index]
+        return EncodedData(batch.cat, batch.seq, batch.dense, batch.labels, batch.masks, groups, self.targets)
+
+    def chunks(self) -> Iterator[tuple["EncodedData", None]]:
+        """The rows as one chunk (a stream's come piece by piece, with their raw tables)."""
+        yield self, None
+
+    def labels_only(self) -> "EncodedData":
+        """The labels, masks, groups and targets, without the inputs (what metrics read)."""
+        empty = torch.zeros(len(self), 0)
+        return EncodedData(empty.long(), empty.long()[:, :, None], empty, self.labels, self.masks, self.groups,
+                           self.targets)  # fmt: skip
+
+    def class_counts(self, task: str) -> tuple[int, int]:
+        """(rows, positives) of a binary task in its sample space."""
+        y = self.labels[task][self.masks[task]]
+        return len(y), int(y.sum())
 
     def take(self, index: Tensor | slice) -> TensorBatch:
         return TensorBatch(

@@ -63,7 +63,7 @@ class Encoder:
         self.vocabs_: dict[str, list[str]] = {}
         self.numeric_: dict[str, dict[str, float | bool]] = {}
         self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
-        self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen} (save_counts)
+        self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen}
         self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
 
     # -- fitting -----------------------------------------------------------------------------

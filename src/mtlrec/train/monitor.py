@@ -64,7 +64,7 @@ def single_class_warnings(tasks: Sequence[TaskSpec], encoded: Mapping[str, Encod
                 keeps = ", and early stopping keeps the last epoch" if split == "valid" else ""
                 lines.append(f"the {split} split has no rows (data.split.{split}: 0): it has no metrics{keeps}")
             continue
-        counts = {t.name: _classes(t, data) for t in tasks if t.kind == "binary"}
+        counts = {t.name: data.class_counts(t.name) for t in tasks if t.kind == "binary"}
         one_class = {name: (n, pos) for name, (n, pos) in counts.items() if not 0 < pos < n}
         for t in tasks:
             if t.name not in one_class:
@@ -91,8 +91,3 @@ def single_class_warnings(tasks: Sequence[TaskSpec], encoded: Mapping[str, Encod
             lines.append(line)
     return lines
 
-
-def _classes(task: TaskSpec, data: EncodedData) -> tuple[int, int]:
-    """(rows, positives) of a binary task in its sample space."""
-    y = data.labels[task.name][data.masks[task.name]]
-    return len(y), int(y.sum())

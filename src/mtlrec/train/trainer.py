@@ -12,7 +12,7 @@ import torch
 
 from mtlrec.config import TrainConfig
 from mtlrec.data.batches import EncodedData, TensorBatch
-from mtlrec.evaluation import evaluate_model, predict
+from mtlrec.evaluation import evaluate_split
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
@@ -121,7 +121,7 @@ class Trainer:
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
-            metrics = evaluate_model(model, predict(model, valid, cfg.eval_batch_size), valid)
+            metrics = evaluate_split(model, valid, cfg.eval_batch_size)[0]
             seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,

@@ -107,7 +107,9 @@ class Parent:
                 f"{'rowwise' if 'rowwise' in parent else 'dense'}; use the same, or --reset-optimizer"
             )
         for kind, opt in mine.items():
-            opt["state"] = {name: self._grown_state(s, rows.get(name), name, fresh) for name, s in parent[kind]["state"].items()}
+            opt["state"] = {
+                name: self._grown_state(s, rows.get(name), name, fresh) for name, s in parent[kind]["state"].items()
+            }
         state.optimizers.load_state_dict(mine)
 
     def _grown_state(self, state: dict[str, Any], rows: Rows | None, name: str, fresh: dict[str, Tensor]) -> dict:

@@ -1,0 +1,298 @@
+"""Data larger than memory: the train, valid and test rows of a set of Parquet/CSV files, read a
+piece at a time (data/pieces.py), so that memory depends on the shuffle buffer, the batch and the
+vocabularies, never on the number of rows.
+
+**Splits without materialising.** Each row's split comes from the row itself (``Splitter``): the
+hash of a column (``data.split.method: hash`` or ``user``: a user, request or row id), the hash of
+its file and row number (``random``), or its file (``data.valid_path``, ``data.test_path``). The
+same rows land in the same split on every run and machine.
+
+**One pass** (``scan``) counts each piece's rows per split and each binary task's classes per split,
+and fits the encoder on the train rows (``EncoderFit``), or grows a parent's.
+
+**Shuffling** (``StreamData.batches(shuffle=True)``): each epoch draws an order of the pieces from
+the shuffle generator, and the split's rows, in that order, are cut into windows of
+``data.shuffle_buffer`` rows (a multiple of the batch size); each window is encoded, permuted with
+the generator and served as batches. The windows are read and encoded by a background thread one
+window ahead of training. A resumed epoch (``start``: batches already done) replays the draws of
+the windows it skips and reads from the first piece it needs: the piece counts say where every
+window begins, without reading what comes before.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from mtlrec.config import DataConfig
+from mtlrec.data.batches import EncodedData, TensorBatch
+from mtlrec.data.columns import RowOrigin, as_binary
+from mtlrec.data.encode import Encoder
+from mtlrec.data.fitting import EncoderFit
+from mtlrec.data.hashing import split_codes, splitmix64, stable_hash
+from mtlrec.data.pieces import Piece, find_files, is_pattern, pieces_of, read_piece
+from mtlrec.errors import ConfigError, DataError
+from mtlrec.spec import Schema
+
+SPLITS = ("train", "valid", "test")
+
+
+class Splitter:
+    """Which split each row of a piece belongs to: [N] int8, 0 train, 1 valid, 2 test."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.split = cfg.split
+        self.by_file: dict[Path, int] = {}
+        for code, path in ((1, cfg.valid_path), (2, cfg.test_path)):
+            for f in find_files(path) if path else ():
+                self.by_file[f.absolute()] = code
+        method = self.split.method
+        if not self.by_file and method == "time":
+            raise ConfigError(
+                "data.split.method: time needs the whole table sorted, which a stream is not; split a stream "
+                "by the hash of a column (method: hash, column: request_id), or by files (data.valid_path, "
+                "data.test_path)"
+            )
+        self.column = self.split.column if not self.by_file and method in ("hash", "user") else None
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column] if self.column else []
+
+    def codes(self, table: pa.Table, piece: Piece, first: int) -> np.ndarray:
+        if self.by_file:
+            return np.full(table.num_rows, self.by_file.get(piece.path.absolute(), 0), dtype=np.int8)
+        if self.column:
+            keys = stable_hash(table[self.column], self.column, piece.name)
+        else:  # random: the row's file and its number there
+            rows = np.arange(first, first + table.num_rows, dtype=np.int64)
+            keys = splitmix64(rows ^ stable_hash(pa.array([piece.name])).view(np.int64)[0])
+        return split_codes(keys, self.split.valid, self.split.test, self.split.seed)
+
+
+@dataclass
+class Scan:
+    """What one pass over the pieces found: rows per piece and split [P, 3], and per split each
+    binary task's (rows in its sample space, positives)."""
+
+    counts: np.ndarray
+    classes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+
+
+def scan(
+    pieces: Sequence[Piece], splitter: Splitter, schema: Schema, fit: EncoderFit | None, columns: Sequence[str]
+) -> Scan:
+    """One pass: count the rows of each split, and fit ``fit`` (if any) on the train rows."""
+    counts = np.zeros((len(pieces), 3), dtype=np.int64)
+    classes = {s: {t.name: (0, 0) for t in schema.tasks if t.kind == "binary"} for s in SPLITS}
+    for i, piece in enumerate(pieces):
+        for table, first in read_piece(piece, columns):
+            codes = splitter.codes(table, piece, first)
+            counts[i] += np.bincount(codes, minlength=3)
+            origin = RowOrigin(piece.name, np.arange(first, first + table.num_rows))
+            for code, split in enumerate(SPLITS):
+                rows = codes == code
+                if not rows.any():
+                    continue
+                part, where = table.filter(pa.array(rows)), origin.take(rows)
+                if fit is not None and code == 0:
+                    fit.update(part, where)
+                _count_classes(classes[split], part, schema, where)
+    return Scan(counts, classes)
+
+
+def _count_classes(acc: dict[str, tuple[int, int]], table: pa.Table, schema: Schema, where: RowOrigin) -> None:
+    for t in schema.tasks:
+        if t.kind != "binary" or t.source not in table.column_names:
+            continue
+        mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+        y = as_binary(table[t.source], t.source, where, mask)
+        n, pos = acc[t.name]
+        acc[t.name] = (n + int(mask.sum()), pos + int(y[mask].sum()))
+
+
+class StreamData:
+    """One split of a stream, with the interface of EncodedData that training and evaluation use:
+    ``len``, ``batches`` and ``class_counts``; ``chunks`` for evaluation."""
+
+    def __init__(
+        self, pieces: Sequence[Piece], counts: np.ndarray, split: str, splitter: Splitter, encoder: Encoder,
+        columns: Sequence[str], classes: dict[str, tuple[int, int]], buffer: int,
+    ) -> None:  # fmt: skip
+        self.pieces, self.counts = list(pieces), np.asarray(counts)  # counts: [P] this split's rows per piece
+        self.code, self.splitter, self.encoder = SPLITS.index(split), splitter, encoder
+        self.columns, self.classes, self.buffer = list(columns), classes, buffer
+        self.targets = dict(encoder.targets_)
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    def class_counts(self, task: str) -> tuple[int, int]:
+        return self.classes.get(task, (0, 0))
+
+    # -- reading -----------------------------------------------------------------------------
+    def chunks(self, order: Sequence[int] | None = None, skip: int = 0) -> Iterator[tuple[EncodedData, pa.Table]]:
+        """The split's rows, piece by piece in ``order`` (default: as listed), the first ``skip``
+        rows left out (whole pieces unread): (encoded rows, the raw table they came from). A split
+        without rows gives one empty chunk."""
+        if not len(self):
+            table, _ = next(read_piece(self.pieces[0], self.columns))
+            yield self.encoder.transform(table.slice(0, 0), where=self.pieces[0].name), table.slice(0, 0)
+            return
+        for i in range(len(self.pieces)) if order is None else order:
+            if skip >= self.counts[i]:
+                skip -= int(self.counts[i])
+                continue
+            piece = self.pieces[i]
+            for table, first in read_piece(piece, self.columns):
+                rows = self.splitter.codes(table, piece, first) == self.code
+                index = np.flatnonzero(rows)[skip:]
+                skip = max(skip - int(rows.sum()), 0)
+                if not len(index):
+                    continue
+                part = table.take(pa.array(index))
+                where = RowOrigin(piece.name, index + first)
+                yield self.encoder.transform(part, where=where), part
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0
+    ) -> Iterator[TensorBatch]:
+        """As ``EncodedData.batches``; with ``shuffle``, from windows of the shuffle buffer read and
+        encoded one window ahead (module docstring)."""
+        if not shuffle:
+            for data, _ in self.chunks(skip=start * batch_size):
+                yield from data.batches(batch_size)
+            return
+        own = torch.Generator()  # the background thread draws from its own copy: no two threads on one
+        own.set_state(generator.get_state() if generator is not None else torch.Generator().get_state())
+        for window, perm, first in _prefetched(lambda: self._windows(batch_size, own, start)):
+            for b in range(first, len(window), batch_size):
+                yield window.take(perm[b : b + batch_size])
+        if generator is not None:
+            generator.set_state(own.get_state())  # after the epoch, as an uninterrupted one leaves it
+
+    def _windows(self, batch_size: int, generator: torch.Generator, start: int) -> Iterator[tuple]:
+        """(window, its permutation, the offset of its first batch to serve) for each window left."""
+        size = -(-self.buffer // batch_size) * batch_size
+        total = len(self)
+        order = torch.randperm(len(self.pieces), generator=generator).tolist()
+        done = start * batch_size
+        first_window = done // size
+        for w in range(first_window):  # the draws of the windows a resumed epoch has done
+            torch.randperm(min(size, total - w * size), generator=generator)
+        rows = _Rows(self.chunks(order, skip=first_window * size))
+        for w in range(first_window, -(-total // size)):
+            n = min(size, total - w * size)
+            yield rows.take(n), torch.randperm(n, generator=generator), done - w * size if w == first_window else 0
+
+
+class _Rows:
+    """Takes exactly n rows at a time from a stream of encoded chunks."""
+
+    def __init__(self, chunks: Iterator[tuple[EncodedData, pa.Table]]) -> None:
+        self.chunks, self.left = chunks, None
+
+    def take(self, n: int) -> EncodedData:
+        parts, have = [], 0
+        while have < n:
+            data = self.left if self.left is not None else next(self.chunks)[0]
+            need = n - have
+            if len(data) > need:
+                self.left = data.rows(slice(need, None))
+                data = data.rows(slice(0, need))
+            else:
+                self.left = None
+            parts.append(data)
+            have += len(data)
+        return EncodedData.concat(parts)
+
+
+def _prefetched(produce: Callable[[], Iterator], ahead: int = 1) -> Iterator:
+    """``produce()``'s items, made by a background thread ``ahead`` items in advance. An error in the
+    thread is raised here; stopping early stops the thread."""
+    items: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in produce():
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("end", end))
+        except BaseException as err:  # noqa: BLE001  (handed to the consumer)
+            items.put(("error", err))
+
+    thread = threading.Thread(target=work, name="mtlrec-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = items.get()
+            if kind == "error":
+                raise item
+            if kind == "end":
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def streams(cfg: DataConfig) -> bool:
+    """Whether ``cfg`` names data to stream: a directory or glob of files (or one file with
+    ``data.stream: true``), from ``data.source: file``."""
+    if cfg.source != "file" or not cfg.path:
+        return False
+    if cfg.stream is not None:
+        return cfg.stream
+    return is_pattern(cfg.path) or Path(cfg.path).is_dir()
+
+
+def open_splits(
+    cfg: DataConfig, schema: Schema, *, encoder: Encoder | None = None, grow: Encoder | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[Encoder, dict[str, StreamData]]:  # fmt: skip
+    """The streamed train/valid/test splits of ``cfg`` and their encoder: ``encoder`` as it is, or
+    fitted in the same pass that counts the splits (grown from ``grow`` for a warm start).
+    ``extra``: more columns to read where the files have them (e.g. the oracle_* ones)."""
+    splitter = Splitter(cfg)
+    files = {f.absolute(): f for f in find_files(cfg.path)}
+    files.update({f: f for f in splitter.by_file})
+    pieces = pieces_of(sorted(files.values()))
+    columns = list(dict.fromkeys([*schema.columns(), *([schema.group] if schema.group else []), *splitter.columns,
+                                  *extra]))  # fmt: skip
+    fit = EncoderFit(schema, start=grow) if encoder is None else None
+    found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns])
+    encoder = encoder or fit.finish()
+    _check_sizes(cfg, found.counts.sum(0))
+    return encoder, {
+        split: StreamData(pieces, found.counts[:, i], split, splitter, encoder, columns, found.classes[split],
+                          cfg.shuffle_buffer)  # fmt: skip
+        for i, split in enumerate(SPLITS)
+    }
+
+
+def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
+    """Every split that should have rows has some: a DataError naming the setting otherwise."""
+    wanted = {"train": True, "valid": bool(cfg.valid_path) or cfg.split.valid > 0,
+              "test": bool(cfg.test_path) or cfg.split.test > 0}  # fmt: skip
+    for (split, want), n in zip(wanted.items(), rows):
+        if want and n == 0:
+            setting = {"train": "data.path", "valid": "data.valid_path or data.split.valid",
+                       "test": "data.test_path or data.split.test"}[split]  # fmt: skip
+            raise DataError(
+                f"{cfg.path}: the {split} split has no rows ({int(rows.sum())} rows in all); check {setting}"
+            )
