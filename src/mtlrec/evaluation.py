@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import EncodedData
+from mtlrec.data.encode import Encoder
 from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.models.base import MultiTaskModel
@@ -80,6 +81,20 @@ def evaluate_split(
     if any(o is None for o in oracle):
         return metrics, None
     return metrics, evaluate_model(model, _concat(oracle), rows)
+
+
+def evaluate_files(
+    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192
+) -> dict[str, Metrics]:
+    """``Predictor.evaluate``'s answer for every row of the files ``path`` names (a directory or
+    glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth."""
+    from mtlrec.data.stream import FileRows
+
+    schema = encoder.schema
+    columns = [*schema.columns(), *([schema.group] if schema.group else [])]
+    columns += [ORACLE_PREFIX + t.name for t in model.tasks]
+    metrics, oracle = evaluate_split(model, FileRows(path, encoder, columns), batch_size)
+    return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -389,3 +389,16 @@ def test_regression_labels_are_standardised_on_their_sample_space_and_decoded_ba
     np.testing.assert_allclose(true_labels(task, out)[mask], raw, rtol=1e-5)
     again = Encoder.from_dict(json.loads(json.dumps(enc.to_dict()))).transform(shop_table)
     assert torch.equal(again.labels["order_value"], out.labels["order_value"])
+
+
+@pytest.mark.parametrize("lists", [[[1, 2, 3], [3, 2, 1]], [[], []], [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]], [[1], [2, 3]]])
+@pytest.mark.parametrize("text", [False, True], ids=["ints", "text"])
+def test_sequences_of_equal_or_ragged_length_against_a_loop(lists, text):
+    """Lists all of one length take a reshape; ragged ones a scatter: both as a per-value loop."""
+    values = [[str(v) for v in row] for row in lists] if text else lists
+    schema = Schema(features=(FeatureSpec("s", "sequence", max_len=3),), tasks=(TaskSpec("y", "binary"),))
+    table = pa.table({"s": pa.array(values, pa.list_(pa.string() if text else pa.int64())), "y": [0, 1]})
+    enc = Encoder(schema).fit(table)
+    index = {v: i + 1 for i, v in enumerate(enc.vocabs_["s"])}
+    expected = [[index[str(v)] for v in row[:3]] + [0] * (3 - len(row[:3])) for row in lists]
+    assert enc.transform(table).seq[:, 0].tolist() == expected

@@ -9,7 +9,7 @@ NAME = "evaluate"
 
 def run(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
-    data: Path = typer.Argument(None, metavar="[DATA]", help="CSV or Parquet with feature and label columns."),
+    data: Path = typer.Argument(None, metavar="[DATA]", help="CSV or Parquet with feature and label columns (a directory or glob: read piece by piece)."),
     split: str = typer.Option("test", "--split", help="Without DATA: which split of the run's own data (train, valid, test)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the metrics as JSON."),
 ) -> None:
@@ -20,17 +20,23 @@ def run(
     from mtlrec.data.split import SPLITS
     from mtlrec.errors import ConfigError
     from mtlrec.experiment import load_data
+    from mtlrec.data.stream import is_stream
+    from mtlrec.evaluation import evaluate_files
     from mtlrec.serve.predictor import Predictor
 
     predictor = Predictor.load(run_dir)
-    if data is not None:
-        table, where = read_table(data), data.name
+    if data is not None and is_stream(data):  # a directory or glob: piece by piece, exact metrics
+        batch_size = predictor.config.train.eval_batch_size
+        result = evaluate_files(predictor.model, predictor.encoder, str(data), batch_size)
     else:
-        if split not in SPLITS:
-            raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
-        _, tables, origins = load_data(predictor.config)
-        table, where = tables[split], origins[split]
-    result = predictor.evaluate(table, where=where)
+        if data is not None:
+            table, where = read_table(data), data.name
+        else:
+            if split not in SPLITS:
+                raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
+            _, tables, origins = load_data(predictor.config)
+            table, where = tables[split], origins[split]
+        result = predictor.evaluate(table, where=where)
     print(metrics_table(result["data"], result.get("oracle")))
     if json_out:
         write_json(json_out, result)

@@ -9,8 +9,8 @@ NAME = "predict"
 
 def run(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
-    data: Path = typer.Argument(..., metavar="DATA", help="CSV or Parquet with the feature columns."),
-    out: Path = typer.Option(..., "--out", help="Output .csv or .parquet: one column per task (or per class)."),
+    data: Path = typer.Argument(..., metavar="DATA", help="CSV or Parquet with the feature columns (a directory or glob: read piece by piece)."),
+    out: Path = typer.Option(..., "--out", help="Output .csv or .parquet: one column per task (or per class); for a directory or glob of input, a directory of Parquet parts."),
     keep: str = typer.Option("", "--keep", help="Input columns to copy to the output, e.g. request_id,item_id."),
     lists: bool = typer.Option(False, "--lists", help="Write ranked lists instead: per --group, one list per task plus the fused one (RUN's fusion)."),
     group: str = typer.Option("request_id", "--group", help="With --lists: the column whose rows are one request's candidates."),
@@ -22,11 +22,15 @@ def run(
 
     from mtlrec.data.columns import require_columns
     from mtlrec.data.readers import read_table, write_table
+    from mtlrec.data.stream import is_stream
     from mtlrec.serve.predictor import Predictor, prediction_columns
 
     predictor = Predictor.load(run_dir)
-    table = read_table(data)
     kept = [c for c in keep.split(",") if c]
+    if is_stream(data):  # a directory or glob: piece by piece, into a directory of parts
+        _predict_files(predictor, data, out, kept, lists)
+        return
+    table = read_table(data)
     require_columns(table, kept, f"{data.name} (--keep)")
     preds = predictor.predict(table, where=data.name)
     if lists:
@@ -49,3 +53,31 @@ def run(
     columns = {c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()}
     write_table(pa.table(columns), out)
     print(f"wrote {table.num_rows:,} rows x {len(cols)} prediction columns to {out}")
+
+
+def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: bool) -> None:
+    """``predict`` for every row of the files a directory or glob names: one Parquet part per piece
+    read, written into ``out`` as a set (data/readers.py write_parts)."""
+    import pyarrow as pa
+
+    from mtlrec.data.columns import require_columns
+    from mtlrec.data.readers import write_parts
+    from mtlrec.data.stream import FileRows
+    from mtlrec.errors import ConfigError
+    from mtlrec.evaluation import predict
+    from mtlrec.serve.predictor import prediction_columns
+
+    if lists:
+        raise ConfigError("--lists: needs one file (a request's candidates together); DATA is a directory or glob")
+    columns = [*predictor.encoder.schema.columns(labels=False), *kept]
+    rows = FileRows(str(data), predictor.encoder, columns, labels=False)
+    batch_size = predictor.config.train.eval_batch_size
+
+    def parts():
+        for chunk, table in rows.chunks():
+            require_columns(table, kept, f"{data} (--keep)")
+            cols = prediction_columns(predictor.tasks, predict(predictor.model, chunk, batch_size))
+            yield pa.table({c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()})
+
+    n = write_parts(out, parts())
+    print(f"wrote {n:,} rows of predictions to {out}/ (one Parquet part per piece read)")

@@ -8,13 +8,15 @@ from mtlrec.errors import ConfigError
 
 NAME = "simulate"
 ROWS, ROWS_PER_DAY = 200_000, 100_000
+PART_ROWS, ROW_GROUP = 1_000_000, 65_536  # rows per file and per row group of a directory of parts
 
 
 def run(
     out: Path = typer.Option(
         ..., "--out",
-        help="Output .parquet or .csv (list columns become '|'-joined text); with --days, a directory that "
-        "gets day-01.parquet, day-02.parquet, ...",
+        help="Output .parquet or .csv (list columns become '|'-joined text); a directory (no such suffix): "
+        "part-00001.parquet, ... of --part-rows rows each, written one part at a time; with --days, a directory "
+        "that gets day-01.parquet, day-02.parquet, ...",
     ),
     rows: int = typer.Option(
         None, "--rows", help=f"Impressions (default {ROWS:,}; with --days, {ROWS_PER_DAY:,} a day)."
@@ -34,6 +36,9 @@ def run(
     churn: float = typer.Option(
         None, "--churn", help="With --days: share of the catalogue replaced by new items each day (default 0.02)."
     ),
+    part_rows: int = typer.Option(
+        PART_ROWS, "--part-rows", help="With --out a directory: rows per Parquet file (row groups of 65,536)."
+    ),
 ) -> None:
     """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file,
     or, with --days, one file per day from one shop that changes."""
@@ -41,7 +46,10 @@ def run(
         for option, value in (("--drift", drift), ("--churn", churn)):
             if value is not None:
                 raise ConfigError(f"{option} applies only with --days (one file per day from a shop that changes)")
-        _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed)
+        if out.is_dir() or not out.suffix:
+            _parts(out, ROWS if rows is None else rows, part_rows, users, items, correlation, seed)
+        else:
+            _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed)
     else:
         _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn)
 
@@ -56,6 +64,28 @@ def _one_file(out: Path, rows: int, users: int, items: int, correlation: float, 
         raise ConfigError(str(err)) from None
     write_table(table, out)
     print(f"wrote {table.num_rows:,} impressions to {out}")
+
+
+def _parts(out: Path, rows: int, part_rows: int, users: int, items: int, correlation: float, seed: int) -> None:
+    """``rows`` impressions of one stationary shop in Parquet files of ``part_rows`` rows, drawn and
+    written one file at a time (memory: one part, whatever ``rows``)."""
+    from mtlrec.data.readers import write_table
+    from mtlrec.data.shop_days import simulate_days
+
+    if rows < 1 or part_rows < 1:
+        raise ConfigError(f"--rows and --part-rows: expected integers >= 1, got {rows} and {part_rows}")
+    parts = -(-rows // part_rows)
+    try:
+        shop = simulate_days(days=parts, rows=part_rows, users=users, items=items, correlation=correlation,
+                             drift=0.0, churn=0.0, seed=seed)  # fmt: skip
+        width, left = max(5, len(str(parts))), rows
+        for part in shop:
+            table = part.table.slice(0, min(left, part_rows))
+            write_table(table, out / f"part-{part.day:0{width}d}.parquet", row_group_size=ROW_GROUP)
+            left -= table.num_rows
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    print(f"wrote {rows:,} impressions to {out} ({parts} Parquet files)")
 
 
 def _days(

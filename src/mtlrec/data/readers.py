@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,9 +49,10 @@ def read_table(path: str | Path) -> pa.Table:
     return table
 
 
-def write_table(table: pa.Table, path: str | Path) -> None:
+def write_table(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> None:
     """Write CSV or Parquet by suffix, atomically (a temporary file, then a rename). In CSV, list
-    columns become '|'-joined text."""
+    columns become '|'-joined text. ``row_group_size``: Parquet's rows per row group (the pieces a
+    stream reads and shuffles)."""
     from mtlrec.artifacts import atomic_path
 
     path = Path(path)
@@ -64,6 +66,33 @@ def write_table(table: pa.Table, path: str | Path) -> None:
                 table = table.set_column(i, field.name, text)
     with atomic_path(path) as tmp:
         if name.endswith(PARQUET_SUFFIXES):
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=row_group_size)
         else:
             pacsv.write_csv(table, tmp)
+
+
+def write_parts(out: str | Path, tables: Iterable[pa.Table]) -> int:
+    """Write ``tables`` as out/part-00001.parquet, ... into a new directory that replaces ``out``
+    only once every part is written (a failure leaves ``out`` as it was). Returns the rows written."""
+    import shutil
+    import uuid
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: a file; for a directory or glob of input, --out is a directory of parts")
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir(parents=True)
+    rows = 0
+    try:
+        for i, table in enumerate(tables, start=1):
+            pq.write_table(table, tmp / f"part-{i:05d}.parquet")
+            rows += table.num_rows
+        old = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.old"
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rows

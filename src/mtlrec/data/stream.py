@@ -251,14 +251,17 @@ def _prefetched(produce: Callable[[], Iterator], ahead: int = 1) -> Iterator:
         thread.join(timeout=5)
 
 
+def is_stream(path: str | Path) -> bool:
+    """A directory or a glob: files read piece by piece."""
+    return is_pattern(str(path)) or Path(path).is_dir()
+
+
 def streams(cfg: DataConfig) -> bool:
     """Whether ``cfg`` names data to stream: a directory or glob of files (or one file with
     ``data.stream: true``), from ``data.source: file``."""
     if cfg.source != "file" or not cfg.path:
         return False
-    if cfg.stream is not None:
-        return cfg.stream
-    return is_pattern(cfg.path) or Path(cfg.path).is_dir()
+    return cfg.stream if cfg.stream is not None else is_stream(cfg.path)
 
 
 def open_splits(
@@ -296,3 +299,19 @@ def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
             raise DataError(
                 f"{cfg.path}: the {split} split has no rows ({int(rows.sum())} rows in all); check {setting}"
             )
+
+
+class FileRows:
+    """Every row of the files ``path`` names, piece by piece, encoded for a run that is already
+    trained (``mtlrec evaluate`` and ``predict`` on a directory or glob): what ``evaluate_split``
+    reads through ``chunks``."""
+
+    def __init__(self, path: str, encoder: Encoder, columns: Sequence[str], *, labels: bool = True) -> None:
+        self.pieces = pieces_of(find_files(path))
+        self.encoder, self.columns, self.labels = encoder, list(columns), labels
+
+    def chunks(self) -> Iterator[tuple[EncodedData, pa.Table]]:
+        for piece in self.pieces:
+            for table, first in read_piece(piece, self.columns):
+                where = RowOrigin(piece.name, np.arange(first, first + table.num_rows))
+                yield self.encoder.transform(table, labels=self.labels, where=where), table
