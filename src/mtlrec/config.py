@@ -214,6 +214,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

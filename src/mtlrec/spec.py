@@ -159,6 +159,20 @@ class Schema:
                     f"task '{t.name}': where '{t.where}' must name a binary label, "
                     f"but task '{parent.name}' is {parent.kind}"
                 )
+            chain, node = [t], parent
+            while node is not None and node.where is not None and node is not t and node not in chain[1:]:
+                chain.append(node)
+                node = by_label.get(node.where)
+            if node is t:
+                loop = ", ".join(f"{c.name} where {c.where}" for c in chain)
+                raise ValueError(f"task '{t.name}': the sample spaces loop ({loop}); one task must have none")
+        labels = {t.source: t.name for t in self.tasks}
+        for f in self.features:
+            if f.source in labels:
+                raise ValueError(
+                    f"feature '{f.name}' reads column '{f.source}', the label of task '{labels[f.source]}': "
+                    f"a model would be given the answer"
+                )
 
     @property
     def task_names(self) -> list[str]:

@@ -53,20 +53,32 @@ def test_endpoints_over_http(server, raw_rows):
         assert http.get("/docs").status_code == 200
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_serve_command_passes_its_options(monkeypatch, trained_run, capsys):
-    import uvicorn
+    import mtlrec.serve.server
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
-    monkeypatch.setattr("torch.set_num_threads", lambda n: seen.update(threads=n))
-    argv = ["serve", str(trained_run), "--port", "8123", "--max-candidates", "50", "--threads", "2"]
+    monkeypatch.setattr(mtlrec.serve.server, "serve", lambda app, sock, **kw: seen.update(app=app, sock=sock, **kw))
+    port = free_port()
+    argv = ["serve", str(trained_run), "--port", str(port), "--max-candidates", "50", "--threads", "3",
+            "--shutdown-timeout", "7"]  # fmt: skip
     assert main(argv) == 0
-    assert seen["port"] == 8123 and seen["host"] == "127.0.0.1" and seen["threads"] == 2
-    assert seen["app"].state.service.limits.max_candidates == 50
-    assert "http://127.0.0.1:8123/docs" in capsys.readouterr().out
+    sock = seen["sock"]
+    assert sock.getsockname() == ("127.0.0.1", port) and sock.proto == socket.IPPROTO_TCP
+    sock.close()
+    assert seen["shutdown_timeout"] == 7 and seen["log_level"] == "info"
+    service = seen["app"].state.serving.service
+    assert service.limits.max_candidates == 50 and service.backend.name == "torch"
+    assert seen["app"].state.serving.runs_root == trained_run.parent.resolve()
+    assert f"http://127.0.0.1:{port}/docs" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("option", ["--max-candidates", "--max-body-bytes", "--threads"])
+@pytest.mark.parametrize("option", ["--max-candidates", "--max-body-bytes", "--threads", "--workers"])
 def test_serve_command_refuses_a_limit_below_one(trained_run, capsys, option):
     assert main(["serve", str(trained_run), option, "0"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {option}")

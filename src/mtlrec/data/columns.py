@@ -81,6 +81,9 @@ def require_columns(table: pa.Table, columns: list[str], where: Where) -> None:
     if missing:
         have = ", ".join(table.column_names[:12]) + (" ..." if table.num_columns > 12 else "")
         raise DataError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} (has: {have})")
+    twice = [c for c in dict.fromkeys(columns) if table.column_names.count(c) > 1]
+    if twice:
+        raise DataError(f"{where}: column(s) {', '.join(repr(c) for c in twice)} appear more than once in the header")
 
 
 def as_strings(col: pa.ChunkedArray, name: str, where: Where) -> pa.ChunkedArray:
@@ -91,7 +94,15 @@ def as_strings(col: pa.ChunkedArray, name: str, where: Where) -> pa.ChunkedArray
         as_int = pc.cast(col, pa.int64(), safe=False)
         exact = pc.equal(pc.cast(as_int, col.type), col)
         col = pc.if_else(exact, pc.cast(as_int, pa.string()), pc.cast(col, pa.string()))
-    return pc.cast(col, pa.string())
+    try:
+        return pc.cast(col, pa.string())
+    except pa.ArrowInvalid:  # bytes that are not UTF-8 (the CSV reader keeps such a column as binary)
+        for row, value in enumerate(col.to_pylist()):
+            try:
+                value is None or value.decode("utf-8")
+            except (AttributeError, UnicodeDecodeError):
+                raise bad_value(where, name, row, "UTF-8 text", value) from None
+        raise
 
 
 def as_float(col: pa.ChunkedArray, name: str, where: Where) -> np.ndarray:

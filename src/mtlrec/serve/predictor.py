@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from mtlrec.artifacts import load_tensors, read_run, read_yaml
+from mtlrec.artifacts import RUN_JSON, load_tensors, read_json, read_run, read_yaml
 from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.columns import Where
 from mtlrec.data.encode import Encoder
@@ -35,11 +35,13 @@ class Predictor:
         *,
         fuser: Fuser | None = None,
         run_dir: Path | None = None,
+        run_info: dict | None = None,
     ) -> None:
         self.config = config
         self.encoder = encoder
         self.model = model.eval()
         self.run_dir = run_dir
+        self.run_info = run_info or {}  # the run.json read with the other files (empty without a run directory)
         self._fuser = fuser
         self._columns: ColumnEncoder | None = None
 
@@ -64,7 +66,7 @@ class Predictor:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise RunError(f"{run_dir / 'model.safetensors'}: does not match the model in config.yaml ({first})") from None
-        return cls(config, encoder, model, run_dir=run_dir)
+        return cls(config, encoder, model, run_dir=run_dir, run_info=read_json(run_dir / RUN_JSON))
 
     @property
     def fuser(self) -> Fuser:

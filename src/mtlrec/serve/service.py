@@ -3,18 +3,17 @@ Kept apart from FastAPI so that benchmarks and tests can time and call it in pro
 
 from __future__ import annotations
 
-import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 import mtlrec
-from mtlrec.artifacts import read_json
 from mtlrec.errors import RunError
 from mtlrec.rank.fusion import Fuser
 from mtlrec.rank.lists import FUSED, ranked_lists
-from mtlrec.serve.columns import Same
+from mtlrec.serve.backend import load_backend
+from mtlrec.serve.columns import ColumnEncoder, Same
 from mtlrec.serve.predictor import Predictor
 from mtlrec.serve.schemas import ID, Limits, RequestModels, feature_help, request_models, typing_features
 from mtlrec.spec import FeatureSpec, TaskSpec
@@ -46,11 +45,15 @@ def json_values(values: np.ndarray) -> list[Any]:
 
 class Service:
     """A Predictor behind the service's request models; ``score`` and ``recommend`` take validated
-    request bodies (``model_dump()`` of the generated models, or equal dicts)."""
+    request bodies (``model_dump()`` of the generated models, or equal dicts). ``backend`` runs the
+    model: "torch", or "onnx" (exported when the service is made, checked equal to PyTorch).
+    Nothing in a Service changes once it is made, so that several threads may call it at once."""
 
-    def __init__(self, predictor: Predictor, limits: Limits = Limits()) -> None:
+    def __init__(self, predictor: Predictor, limits: Limits = Limits(), backend: str = "torch") -> None:
         self.predictor = predictor
         self.limits = limits
+        self.backend = load_backend(backend, predictor.model, predictor.encoder.targets_)
+        self.columns = ColumnEncoder(predictor.encoder)
         self.fuser = predictor.fuser
         self.outputs = tuple(t.name for t in predictor.tasks)
         if FUSED in self.outputs:
@@ -59,20 +62,23 @@ class Service:
         self.fusion_columns = _fusion_columns(self.fuser, predictor.tasks, features)
         extra = [c for c in self.fusion_columns if c not in features]  # request fields beside the features
         self.models: RequestModels = request_models(predictor.encoder, limits, extra)
-        self.started = time.time()
         self.ranked = tuple(t.name for t in predictor.tasks if t.out_dim == 1)  # what ranked_lists ranks by
+        self.request_fields = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """The run served: its directory and id."""
+        return {"path": str(self.predictor.run_dir) if self.predictor.run_dir else None,
+                "id": self.predictor.run_info.get("id")}  # fmt: skip
+
+    def predict(self, columns: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+        """{output: predictions} of ``n`` rows given as request columns (see ``Predictor.score``)."""
+        return self.backend(self.columns.encode(columns, n))
 
     # -- endpoints -----------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
-        uptime = round(time.time() - self.started, 3)
-        return {"status": "ok", "model": self.predictor.config.model.name, "uptime_s": uptime}
-
     def describe(self) -> dict[str, Any]:
         """GET /v1/model: what the service scores and how to call it."""
         p = self.predictor
-        run = {}
-        if p.run_dir is not None and (p.run_dir / "run.json").is_file():
-            run = read_json(p.run_dir / "run.json")
         derived = {d.spec.name for d in p.model.derived}
         tasks = []
         for t in p.tasks:
@@ -91,7 +97,8 @@ class Service:
         return {
             "model": p.config.model.name,
             "description": type(p.model).description,
-            "version": {"mtlrec": mtlrec.__version__, "run": run},
+            "version": {"mtlrec": mtlrec.__version__, "run": p.run_info},
+            "backend": self.backend.name,
             "tasks": tasks,
             "features": features,
             "fusion": {
@@ -113,7 +120,7 @@ class Service:
         """POST /v1/score: {"rows": [...]} -> per-output predictions and the fused score, per row."""
         rows = body["rows"]
         columns = {c: [r[c] for r in rows] for c in self.models.columns}
-        preds = self.predictor.score(columns, len(rows))
+        preds = self.predict(columns, len(rows))
         fused = self.fuser(self._fusion_values(preds, columns, len(rows)))
         return {
             "predictions": {name: json_values(v) for name, v in preds.items()},
@@ -128,7 +135,7 @@ class Service:
         ids = [c[ID] for c in candidates]
         if len(set(ids)) < n:
             _first_repeat(ids)
-        preds = self.predictor.score(columns, n)
+        preds = self.predict(columns, n)
         values = self._fusion_values(preds, columns, n)
         table = pa.table({c: values[c] for c in self.fusion_columns}) if self.fusion_columns else None
         lists = ranked_lists(preds, self.fuser, table=table, k=k)
