@@ -89,6 +89,8 @@ class DataConfig(_Sections):
     valid_path: str | None = None  # rows to validate on (file, directory or glob): the split by files
     test_path: str | None = None  # rows to test on
     shuffle_buffer: int = Field(262_144, ge=1)  # rows shuffled together when streaming (rounded up to batches)
+    # read and encode the next window in a background thread (None: when a core is free of torch's threads)
+    prefetch: bool | None = None
 
     @property
     def name(self) -> str:  # what hyper.build_registered looks up

@@ -100,6 +100,10 @@ def test_shuffled_epochs_serve_every_train_row_once_and_resume_mid_epoch(parts, 
     assert not np.array_equal(seen[0], seen[1])  # another order each epoch
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     full = list(train.batches(256, shuffle=True, generator=g1))
+    for prefetch in (True, False):  # read ahead in a thread, or in turn: the same batches
+        train.prefetch = prefetch
+        again = list(train.batches(256, shuffle=True, generator=torch.Generator().manual_seed(3)))
+        assert all(torch.equal(a.cat, b.cat) and torch.equal(a.dense, b.dense) for a, b in zip(again, full))
     for start in (1, 4, 5, len(full) - 1):  # 1000-row windows hold 3.9 batches: inside and across them
         g2.manual_seed(3)
         tail = list(train.batches(256, shuffle=True, generator=g2, start=start))
