@@ -18,7 +18,7 @@ import mtlrec
 from mtlrec.artifacts import LOCK, load_tensors, read_history, read_json
 from mtlrec.config import ExperimentConfig
 from mtlrec.data.encode import Encoder
-from mtlrec.errors import RunError
+from mtlrec.errors import ConfigError, DataError, RunError
 from mtlrec.experiment import load_splits, run_experiment
 from mtlrec.serve.predictor import Predictor, prediction_columns
 
@@ -160,3 +160,28 @@ def test_every_history_record_has_the_monitored_value(trained_run):
     for record in read_history(trained_run):
         aucs = [m["auc"] for m in record["valid"].values() if "auc" in m]
         assert record["monitor"] == {"mean.auc": pytest.approx(sum(aucs) / len(aucs))}
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [({"schema": {"tasks": [{"name": "x", "kind": "binary", "where": "no_such_column"}]}}, "no_such_column"),
+     ({"model": {"shared_bottom": {"bottom_dims": "wide"}}}, "model.shared_bottom.bottom_dims")],  # fmt: skip
+    ids=["data", "model"],
+)
+def test_a_run_that_cannot_start_leaves_the_earlier_one_whole(trained_run, tiny_config, tmp_path, change, error):
+    """--overwrite removes the earlier run only once the new one's data and model are known good."""
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    raw = copy.deepcopy(tiny_config)
+    for key, value in change.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    if "schema" in change:
+        import dataclasses
+
+        from mtlrec.data.synthetic import default_schema
+
+        raw["schema"] = {**dataclasses.asdict(default_schema()), "tasks": change["schema"]["tasks"]}
+    with pytest.raises((ConfigError, DataError), match=error):
+        run_experiment(ExperimentConfig.model_validate(raw), out, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

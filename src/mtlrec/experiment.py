@@ -3,6 +3,7 @@ metrics -> run directory."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import warnings
@@ -112,13 +113,18 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     return Prepared(schema, tables, encoder, encoded, fingerprint)
 
 
-def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a run directory that has files unless ``overwrite``; then remove the files of an
-    earlier run (run.json first: from then on the directory is not a complete run). Called under
+def refuse_used_dir(out: Path, overwrite: bool) -> None:
+    """A RunError for a run directory that has files, unless ``overwrite``. Called under
     ``run_lock``, which made the directory."""
+    if not overwrite and any(p.name != LOCK for p in out.iterdir()):
+        raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
+
+
+def clear_earlier_run(out: Path) -> None:
+    """Remove the files of an earlier run, run.json first: from then on the directory is not a
+    complete run. Called once the new run's data and config are known good, so that a run that
+    fails to start leaves the earlier one whole."""
     if any(p.name != LOCK for p in out.iterdir()):
-        if not overwrite:
-            raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
         begin_run(out)
         for name in ("history.jsonl", "metrics.json", "model.safetensors", "weighting.safetensors", PARENT):
             (out / name).unlink(missing_ok=True)
@@ -163,13 +169,16 @@ def run_experiment(
         parent = Parent.load(init_from) if init_from is not None else None
         if parent is not None and parent.path.resolve() == out.resolve():
             raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
-        prepare_run_dir(out, overwrite or resume)
+        refuse_used_dir(out, overwrite or resume)
         if data is None:
             data = prepare(cfg, grow=parent.encoder if parent else None)
         start = Start(cfg, data, parent=parent.lineage if parent else None)
-        restore = None
         if parent is not None:
             parent.check(start.resolved)
+        start.built  # a model or weighting that cannot be built fails here, before the earlier run goes
+        clear_earlier_run(out)
+        restore = None
+        if parent is not None:
             layout = data.encoder.layout()
             restore = lambda state: parent.restore(state, layout, reset_optimizer=reset_optimizer)  # noqa: E731
             log(f"{out}: starting from {parent.path} ({_growth(parent.encoder, data.encoder)})")
@@ -238,7 +247,9 @@ class Start:
         """The config with its schema resolved, as config.yaml and the checkpoints hold it."""
         return self.cfg.model_copy(update={"schema_": self.data.schema}).to_dict()
 
-    def build(self) -> tuple[MultiTaskModel, LossWeighting, str]:
+    @functools.cached_property
+    def built(self) -> tuple[MultiTaskModel, LossWeighting, str]:
+        """The model (initialised from train.seed), the weighting method and the resolved monitor."""
         torch.manual_seed(self.cfg.train.seed)
         tasks = self.data.schema.tasks
         model = build_model(self.cfg.model, self.data.encoder.layout(), tasks)
@@ -266,7 +277,7 @@ def _train_into(
     """Train, save the weights and the metrics, then run.json (run_experiment's body once the
     directory is held and has its config and encoder)."""
     cfg, data = start.cfg, start.data
-    model, weighting, monitor = start.build()
+    model, weighting, monitor = start.built
     stopper = EarlyStopping(monitor, cfg.train.patience)
     callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), stopper]
     if cfg.train.progress:
