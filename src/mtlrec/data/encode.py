@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,18 @@ def feature_values(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> pa.Arr
     return as_strings(col, f.source, where).combine_chunks()
 
 
+def regression_labels(schema: Schema, table: pa.Table, where: Where) -> Iterator[tuple[TaskSpec, np.ndarray]]:
+    """Each regression task's labels (after its transform, float64) over its sample space, for the
+    tasks whose columns ``table`` has: what their standardisation is fitted on."""
+    for t in schema.tasks:
+        if t.kind != "regression" or t.source not in table.column_names:
+            continue
+        if t.where and t.where not in table.column_names:
+            continue
+        mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+        yield t, Encoder.label_values(table[t.source], t, mask, where)[mask].astype(np.float64)
+
+
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
@@ -92,13 +104,7 @@ class Encoder:
     def _fit_targets(self, table: pa.Table, where: Where) -> None:
         """Mean and std of each regression label (after its transform) over its sample space, so the
         model learns standardised targets whatever their scale."""
-        for t in self.schema.tasks:
-            if t.kind != "regression" or t.source not in table.column_names:
-                continue
-            if t.where and t.where not in table.column_names:
-                continue
-            mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
-            y = self.label_values(table[t.source], t, mask, where)[mask].astype(np.float64)
+        for t, y in regression_labels(self.schema, table, where):
             std = float(y.std()) if len(y) else 1.0
             self.targets_[t.name] = (float(y.mean()) if len(y) else 0.0, std if std > 0 else 1.0)
 

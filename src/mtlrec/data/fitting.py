@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from mtlrec.data.columns import Where, as_binary, require_columns
-from mtlrec.data.encode import Encoder, feature_numbers, feature_values, signed_log1p
+from mtlrec.data.columns import Where, require_columns
+from mtlrec.data.encode import Encoder, feature_numbers, feature_values, regression_labels, signed_log1p
 from mtlrec.data.vocab import add_counts, value_counts, vocabulary
 from mtlrec.errors import DataError
 from mtlrec.spec import FeatureSpec, Schema
@@ -97,13 +97,8 @@ class EncoderFit:
         return self
 
     def _update_targets(self, table: pa.Table, where: Where) -> None:
-        for t in self.schema.tasks:
-            if t.kind != "regression" or t.source not in table.column_names:
-                continue
-            if t.where and t.where not in table.column_names:
-                continue
-            mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
-            self.targets[t.name].add(Encoder.label_values(table[t.source], t, mask, where)[mask].astype(np.float64))
+        for t, y in regression_labels(self.schema, table, where):
+            self.targets[t.name].add(y)
 
     def finish(self) -> Encoder:
         enc = Encoder(self.schema)
