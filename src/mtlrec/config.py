@@ -63,6 +63,11 @@ class SplitConfig(_Strict):
     test: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
     column: str | None = None
+    # time by thresholds (what a stream splits by time with): rows whose ``column`` is at or after
+    # test_from are test, at or after valid_from (and before test_from) valid, the rest train; a
+    # number, or text the column's type reads (e.g. "2026-11-29" for a date or timestamp column)
+    valid_from: int | float | str | None = None
+    test_from: int | float | str | None = None
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> "SplitConfig":
@@ -70,7 +75,19 @@ class SplitConfig(_Strict):
             raise ValueError("valid + test must leave rows for training")
         if self.method != "random" and not self.column:
             raise ValueError(f"split method '{self.method}' needs a column")
+        if self.thresholds and self.method != "time":
+            raise ValueError("valid_from and test_from split by time: set method: time")
+        if self.valid_from is not None and self.test_from is None:
+            raise ValueError("valid_from needs test_from (the rows from test_from on are the test split)")
+        pair = (self.valid_from, self.test_from)
+        if None not in pair and isinstance(pair[0], str) == isinstance(pair[1], str) and pair[0] > pair[1]:  # type: ignore[operator]
+            raise ValueError(f"valid_from {pair[0]!r} comes after test_from {pair[1]!r}")
         return self
+
+    @property
+    def thresholds(self) -> bool:
+        """The split is by thresholds of ``column`` (not by fractions of the rows in time order)."""
+        return self.test_from is not None or self.valid_from is not None
 
 
 class DataConfig(_Sections):
@@ -132,6 +149,9 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(1024, ge=1)
     eval_batch_size: int = Field(8192, ge=1)
+    # a streamed split's scores are held for exact metrics up to this many rows; beyond, its metrics
+    # are folded chunk by chunk in bounded memory (AUC binned, within a logged bound; metrics/bounded.py)
+    exact_metric_rows: int = Field(2_000_000, ge=0)
     epochs: int = Field(5, ge=1)
     patience: int = Field(2, ge=1)
     monitor: str = "auto"

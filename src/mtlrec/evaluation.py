@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -12,11 +15,15 @@ import torch
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.encode import Encoder
 from mtlrec.losses import decode_regression, output_predictions
+from mtlrec.config import TrainConfig
 from mtlrec.metrics import task_metrics
+from mtlrec.metrics.bounded import BoundedMetrics
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import TaskSpec
 
 ORACLE_PREFIX = "oracle_"
+EXACT_METRIC_ROWS = TrainConfig().exact_metric_rows
+logger = logging.getLogger("mtlrec.evaluation")
 Metrics = dict[str, dict[str, float]]
 
 
@@ -44,14 +51,19 @@ def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
     return decode_regression(task, y.double(), data.targets.get(task.name, (0.0, 1.0))).numpy()
 
 
-def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
-    """{task: {metric: value}}, each task on the rows of its sample space only."""
-    out: Metrics = {}
+def task_rows(
+    tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData
+) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(task, labels, predictions, GAUC groups or None) on the rows of each task's sample space."""
     for t in tasks:
         mask = data.masks[t.name].numpy()
         groups = data.groups[mask] if data.groups is not None else None
-        out[t.name] = task_metrics(t.kind, t.metric_names, true_labels(t, data)[mask], preds[t.name][mask], groups)
-    return out
+        yield t, true_labels(t, data)[mask], preds[t.name][mask], groups
+
+
+def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
+    """{task: {metric: value}}, each task on the rows of its sample space only."""
+    return {t.name: task_metrics(t.kind, t.metric_names, y, p, g) for t, y, p, g in task_rows(tasks, preds, data)}
 
 
 def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
@@ -62,29 +74,78 @@ def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: En
 
 
 def evaluate_split(
-    model: MultiTaskModel, data: EncodedData, batch_size: int = 8192, table: pa.Table | None = None
+    model: MultiTaskModel,
+    data: EncodedData,
+    batch_size: int = 8192,
+    table: pa.Table | None = None,
+    exact_rows: int = EXACT_METRIC_ROWS,
 ) -> tuple[Metrics, Metrics | None]:
     """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
     columns): ``data`` in memory (its raw rows in ``table``), or a stream read chunk by chunk
-    (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth are
-    gathered for exact metrics (memory: a few numbers per row of the split, not its inputs)."""
-    preds: list[dict[str, np.ndarray]] = []
-    labelled: list[EncodedData] = []
-    oracle: list[dict[str, np.ndarray] | None] = []
-    for chunk, raw in data.chunks():
-        preds.append(predict(model, chunk, batch_size))
-        labelled.append(chunk if len(labelled) == 0 and raw is None else chunk.labels_only())
-        source = raw if raw is not None else table
-        oracle.append(oracle_predictions(source, model.tasks) if source is not None else None)
-    whole, rows = _concat(preds), EncodedData.concat(labelled)
-    metrics = evaluate_model(model, whole, rows)
-    if any(o is None for o in oracle):
+    (``data.chunks()`` gives each chunk's raw rows). A stream's predictions, labels and ground truth
+    are gathered for exact metrics (a few numbers per row, not its inputs) up to ``exact_rows``
+    rows; past that, every chunk is folded into bounded statistics (``Folded``)."""
+    held: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, EncodedData]] = []
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="mtlrec-metrics-") as spill:
+        folded: Folded | None = None
+        for chunk, raw in data.chunks():
+            source = raw if raw is not None else table
+            oracle = oracle_predictions(source, model.tasks) if source is not None else None
+            step = (predict(model, chunk, batch_size), oracle, chunk if raw is None else chunk.labels_only())
+            rows += len(chunk)
+            if folded is None and raw is not None and rows > exact_rows:
+                folded = Folded(model, Path(spill))
+                for earlier in held:
+                    folded.update(*earlier)
+                held = []
+            if folded is not None:
+                folded.update(*step)
+            else:
+                held.append(step)
+        if folded is not None:
+            return folded.result(rows)
+    whole = EncodedData.concat([h[2] for h in held])
+    metrics = evaluate_model(model, _concat([h[0] for h in held]), whole)
+    if any(h[1] is None for h in held):
         return metrics, None
-    return metrics, evaluate_model(model, _concat(oracle), rows)
+    return metrics, evaluate_model(model, _concat([h[1] for h in held]), whole)  # type: ignore[misc]
+
+
+class Folded:
+    """Every output's metrics (and the oracle's) folded chunk by chunk in bounded memory
+    (metrics/bounded.py): exact but for AUC, which is binned within a bound logged at the end."""
+
+    def __init__(self, model: MultiTaskModel, spill: Path) -> None:
+        self.model = model
+        tasks = model.output_tasks
+        self.acc = {
+            which: {t.name: BoundedMetrics(t.kind, list(t.metric_names), spill / which / t.name) for t in tasks}
+            for which in ("data", "oracle")
+        }
+        self.has_oracle = True
+
+    def update(self, preds: dict[str, np.ndarray], oracle: dict[str, np.ndarray] | None, rows: EncodedData) -> None:
+        rows = self.model.with_derived(rows)
+        self.has_oracle &= oracle is not None
+        for which, scores in (("data", preds), ("oracle", oracle if self.has_oracle else None)):
+            if scores is None:
+                continue
+            for t, y, p, groups in task_rows(self.model.output_tasks, self.model.complete(scores), rows):
+                self.acc[which][t.name].update(y, p, groups)
+
+    def result(self, rows: int) -> tuple[Metrics, Metrics | None]:
+        out = {which: {name: acc.result() for name, acc in accs.items()} for which, accs in self.acc.items()}
+        bound = max(acc.bound for accs in self.acc.values() for acc in accs.values())
+        logger.warning(
+            "metrics over %d rows folded in bounded memory (more than train.exact_metric_rows): "
+            "each AUC is within %.2g of the exact value; the other metrics are exact", rows, bound
+        )
+        return out["data"], out["oracle"] if self.has_oracle else None
 
 
 def evaluate_files(
-    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192
+    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192, exact_rows: int = EXACT_METRIC_ROWS
 ) -> dict[str, Metrics]:
     """``Predictor.evaluate``'s answer for every row of the files ``path`` names (a directory or
     glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth."""
@@ -93,7 +154,7 @@ def evaluate_files(
     schema = encoder.schema
     columns = [*schema.columns(), *([schema.group] if schema.group else [])]
     columns += [ORACLE_PREFIX + t.name for t in model.tasks]
-    metrics, oracle = evaluate_split(model, FileRows(path, encoder, columns), batch_size)
+    metrics, oracle = evaluate_split(model, FileRows(path, encoder, columns), batch_size, exact_rows=exact_rows)
     return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 

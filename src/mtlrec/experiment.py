@@ -293,7 +293,9 @@ def _train_into(
     oracle = {}
     for split in ("valid", "test"):
         table = data.tables[split] if data.tables is not None else None
-        metrics[split], oracle[split] = evaluate_split(model, data.encoded[split], cfg.train.eval_batch_size, table)
+        metrics[split], oracle[split] = evaluate_split(
+            model, data.encoded[split], cfg.train.eval_batch_size, table, cfg.train.exact_metric_rows
+        )
     if all(o is not None for o in oracle.values()):
         metrics["oracle"] = oracle
     write_json(out / "metrics.json", metrics)

@@ -27,7 +27,9 @@ def run(
     predictor = Predictor.load(run_dir)
     if data is not None and is_stream(data):  # a directory or glob: piece by piece, exact metrics
         batch_size = predictor.config.train.eval_batch_size
-        result = evaluate_files(predictor.model, predictor.encoder, str(data), batch_size)
+        result = evaluate_files(
+            predictor.model, predictor.encoder, str(data), batch_size, predictor.config.train.exact_metric_rows
+        )
     else:
         if data is not None:
             table, where = read_table(data), data.name

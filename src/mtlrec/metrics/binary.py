@@ -96,11 +96,19 @@ def calibration(y: np.ndarray, p: np.ndarray) -> float:
     return float(p.mean() / y.mean())
 
 
-def _confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(tp, fp, fn, tn) at p >= THRESHOLD; None for empty input."""
+def from_confusion(name: str, tp: int, fp: int, fn: int, tn: int) -> float:
+    """accuracy, precision, recall or f1 from the counts of a confusion matrix (nan when empty)."""
+    if tp + fp + fn + tn == 0:
+        return NAN
+    if name == "accuracy":
+        return (tp + tn) / (tp + fp + fn + tn)
+    num, den = {"precision": (tp, tp + fp), "recall": (tp, tp + fn), "f1": (2 * tp, 2 * tp + fp + fn)}[name]
+    return float(safe_ratio(num, den))
+
+
+def confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) at p >= THRESHOLD."""
     y, p = pair_1d(y, p)
-    if y.size == 0:
-        return None
     truth = y > 0.5
     pred = p >= THRESHOLD
     tp = int(np.count_nonzero(truth & pred))
@@ -110,28 +118,16 @@ def _confusion(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int] | None
 
 
 def accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    if (c := _confusion(y, p)) is None:
-        return NAN
-    tp, fp, fn, tn = c
-    return (tp + tn) / (tp + fp + fn + tn)
+    return from_confusion("accuracy", *confusion(y, p))
 
 
 def precision(y: np.ndarray, p: np.ndarray) -> float:
-    if (c := _confusion(y, p)) is None:
-        return NAN
-    tp, fp, _, _ = c
-    return float(safe_ratio(tp, tp + fp))
+    return from_confusion("precision", *confusion(y, p))
 
 
 def recall(y: np.ndarray, p: np.ndarray) -> float:
-    if (c := _confusion(y, p)) is None:
-        return NAN
-    tp, _, fn, _ = c
-    return float(safe_ratio(tp, tp + fn))
+    return from_confusion("recall", *confusion(y, p))
 
 
 def f1(y: np.ndarray, p: np.ndarray) -> float:
-    if (c := _confusion(y, p)) is None:
-        return NAN
-    tp, fp, fn, _ = c
-    return float(safe_ratio(2 * tp, 2 * tp + fp + fn))
+    return from_confusion("f1", *confusion(y, p))

@@ -36,12 +36,20 @@ def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
     y, p = _labels_and_probs(y, p)
     if y.size == 0:
         return NAN
-    n_classes = p.shape[1]
-    pred = p.argmax(axis=1)
-    tp = np.bincount(y[pred == y], minlength=n_classes)  # [K]
-    support = np.bincount(y, minlength=n_classes)  # [K]
-    predicted = np.bincount(pred, minlength=n_classes)  # [K]
-    return float(np.mean(safe_ratio(2 * tp, support + predicted)))
+    return macro_f1_of(confusion_matrix(y, p))
+
+
+def confusion_matrix(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """[K, K] counts: row = label, column = the most probable class."""
+    y, p = _labels_and_probs(y, p)
+    k = p.shape[1]
+    return np.bincount(y * k + p.argmax(axis=1), minlength=k * k).reshape(k, k)
+
+
+def macro_f1_of(counts: np.ndarray) -> float:
+    """``macro_f1`` from a confusion matrix [K, K] (row = label, column = prediction)."""
+    tp = np.diag(counts)
+    return float(np.mean(safe_ratio(2 * tp, counts.sum(axis=1) + counts.sum(axis=0))))
 
 
 def logloss(y: np.ndarray, p: np.ndarray) -> float:

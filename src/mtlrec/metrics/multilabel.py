@@ -36,8 +36,9 @@ def macro_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(auc_k[ok].mean()) if ok.any() else NAN
 
 
-def _counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tp, fp, fn) per label [K]."""
+    y, p = _matrices(y, p)
     pred = p >= THRESHOLD
     tp = np.count_nonzero(y & pred, axis=0)
     fp = np.count_nonzero(~y & pred, axis=0)
@@ -47,17 +48,18 @@ def _counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def micro_f1(y: np.ndarray, p: np.ndarray) -> float:
     """F1 of all (row, label) decisions pooled."""
-    y, p = _matrices(y, p)
-    if y.shape[0] == 0:
-        return NAN
-    tp, fp, fn = (c.sum() for c in _counts(y, p))
-    return float(safe_ratio(2 * tp, 2 * tp + fp + fn))
+    return micro_f1_of(*counts(y, p)) if len(y) else NAN
 
 
 def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
     """F1 of each of the K labels, averaged unweighted."""
-    y, p = _matrices(y, p)
-    if y.shape[0] == 0:
-        return NAN
-    tp, fp, fn = _counts(y, p)
+    return macro_f1_of(*counts(y, p)) if len(y) else NAN
+
+
+def micro_f1_of(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+    return float(safe_ratio(2 * tp, 2 * tp + fp + fn))
+
+
+def macro_f1_of(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
     return float(np.mean(safe_ratio(2 * tp, 2 * tp + fp + fn)))

@@ -121,7 +121,7 @@ class Trainer:
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
-            metrics = evaluate_split(model, valid, cfg.eval_batch_size)[0]
+            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows)[0]
             seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,
