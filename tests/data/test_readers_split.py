@@ -13,7 +13,7 @@ from mtlrec.config import SplitConfig
 from mtlrec.data.columns import RowOrigin
 from mtlrec.data.readers import read_table, write_table
 from mtlrec.data.split import SPLITS, split_indices, split_table
-from mtlrec.errors import DataError
+from mtlrec.errors import ConfigError, DataError
 
 TABLE = pa.table(
     {
@@ -145,6 +145,39 @@ def test_time_split_puts_the_latest_rows_in_test(shop_table):
     assert ts[parts["valid"]].max() <= ts[parts["test"]].min()
     tables, _ = split_table(shuffled, cfg, "shop")
     assert pc.min(tables["test"]["ts"]).as_py() >= pc.max(tables["train"]["ts"]).as_py()
+
+
+def test_time_split_by_thresholds_equals_the_rule_and_reads_dates_as_text(shop_table):
+    ts = np.asarray(shop_table["ts"])
+    valid_from, test_from = (float(v) for v in np.quantile(ts, [0.6, 0.8]))
+    cfg = SplitConfig(method="time", column="ts", valid_from=valid_from, test_from=test_from)
+    parts = split_indices(shop_table, cfg)
+    want = np.where(ts >= test_from, 2, np.where(ts >= valid_from, 1, 0))
+    assert all(np.array_equal(parts[s], np.flatnonzero(want == i)) for i, s in enumerate(SPLITS))
+    days = pa.table({"day": pa.array(np.datetime64("2026-11-01") + np.arange(10) % 5, pa.date32())})
+    by_day = split_indices(
+        days, SplitConfig(method="time", column="day", valid_from="2026-11-04", test_from="2026-11-05")
+    )
+    assert [len(by_day[s]) for s in SPLITS] == [6, 2, 2]
+    only_test = split_indices(days, SplitConfig(method="time", column="day", test_from="2026-11-05"))
+    assert [len(only_test[s]) for s in SPLITS] == [8, 0, 2]
+
+
+def test_time_thresholds_errors_name_the_setting_the_row_and_the_empty_split():
+    with pytest.raises(ValueError, match="valid_from 5 comes after test_from 3"):
+        SplitConfig(method="time", column="t", valid_from=5, test_from=3)
+    with pytest.raises(ValueError, match="valid_from needs test_from"):
+        SplitConfig(method="time", column="t", valid_from=5)
+    with pytest.raises(ValueError, match="set method: time"):
+        SplitConfig(method="hash", column="t", test_from=5)
+    table = pa.table({"t": pa.array([1, 2, 3, 4], pa.int64())})
+    with pytest.raises(ConfigError, match=r"data\.split\.test_from: 'soon' is not a value of column 't' \(int64\)"):
+        split_indices(table, SplitConfig(method="time", column="t", test_from="soon"))
+    with pytest.raises(DataError, match=r"^t\.csv has no test rows by t: none at or after test_from 9"):
+        split_table(table, SplitConfig(method="time", column="t", test_from=9), "t.csv")
+    gap = pa.table({"t": pa.array([1, None, 3], pa.int64())})
+    with pytest.raises(DataError, match=r"t\.csv row 2: column 't' has no time"):
+        split_table(gap, SplitConfig(method="time", column="t", test_from=2), "t.csv")
 
 
 def test_user_split_never_shares_a_user(shop_table):

@@ -74,6 +74,27 @@ def test_a_directory_streams_with_the_in_memory_splits_encoder_and_metrics(parts
     assert splits["valid"].class_counts("click") == whole.transform(tables["valid"]).class_counts("click")
 
 
+def test_a_split_past_the_exact_rows_is_folded_in_bounded_memory(parts, tiny_config, caplog):
+    """exact_rows=0: every chunk folded; the metrics equal the exact ones (AUC within the logged bound)."""
+    cfg = ExperimentConfig.model_validate(stream_config(tiny_config, parts))
+    encoder, splits = open_splits(cfg.data, cfg.schema_, extra=[f"oracle_{t.name}" for t in cfg.schema_.tasks])
+    from mtlrec.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg.model, encoder.layout(), cfg.schema_.tasks)
+    exact = evaluate_split(model, splits["test"], 512)
+    with caplog.at_level("WARNING", logger="mtlrec.evaluation"):
+        folded = evaluate_split(model, splits["test"], 512, exact_rows=0)
+    bound = float(caplog.records[-1].message.split("within ")[1].split(" ")[0])
+    assert 0 <= bound < 1e-3 and f"over {len(splits['test'])} rows" in caplog.records[-1].message
+    for got, want in zip(folded, exact):
+        assert set(got) == set(want)
+        for task, metrics in want.items():
+            for name, value in metrics.items():
+                tol = bound + 1e-9 if "auc" in name and name != "gauc" else 1e-9
+                assert got[task][name] == pytest.approx(value, abs=tol, nan_ok=True), (task, name)
+
+
 def test_training_from_a_stream_matches_the_in_memory_path(parts, shop_table, tiny_config, tmp_path, metrics_close):
     streamed = run_experiment(ExperimentConfig.model_validate(stream_config(tiny_config, parts)), tmp_path / "s")
     write_table(shop_table, tmp_path / "all.parquet")
@@ -134,15 +155,42 @@ def test_csv_files_stream_and_name_the_file_and_row_of_a_bad_value(shop_table, t
         prepare(cfg)
 
 
+def test_a_stream_splits_by_time_thresholds_as_the_in_memory_path_does(parts, shop_table, tiny_config):
+    ts = np.asarray(shop_table["ts"])
+    valid_from, test_from = (int(v) for v in np.quantile(ts, [0.7, 0.85]))
+    split = {"method": "time", "column": "ts", "valid_from": valid_from, "test_from": test_from}
+    raw = stream_config(tiny_config, parts)
+    raw["data"]["split"] = split
+    cfg = ExperimentConfig.model_validate(raw)
+    encoder, splits = open_splits(cfg.data, cfg.schema_)
+    tables, _ = split_table(shop_table, SplitConfig(**split), "shop")
+    assert {s: len(d) for s, d in splits.items()} == {s: t.num_rows for s, t in tables.items()}
+    assert encoder.vocabs_ == Encoder(cfg.schema_).fit(tables["train"]).vocabs_
+    test_ts = np.concatenate([raw_rows["ts"].to_numpy() for _, raw_rows in splits["test"].chunks()])
+    assert np.array_equal(np.sort(test_ts), np.sort(tables["test"]["ts"].to_numpy()))
+    raw["data"]["split"] = {**split, "test_from": int(ts.max()) + 1}
+    with pytest.raises(DataError, match="the test split has no rows.*check data.split.valid_from and data.split.te"):
+        prepare(ExperimentConfig.model_validate(raw))
+
+
 def test_splits_by_file_and_the_errors_of_a_stream(parts, tiny_config):
     raw = stream_config(tiny_config, parts, valid_path=str(parts / "part-1.parquet"),
                         test_path=str(parts / "part-2.parquet"))  # fmt: skip
     cfg = ExperimentConfig.model_validate(raw)
     _, splits = open_splits(cfg.data, cfg.schema_)
     assert {s: len(d) for s, d in splits.items()} == {"train": 2500, "valid": 1600, "test": 1900}
+    # test by file, valid by the hash of request_id from the other files' rows (its test share: train)
+    raw = stream_config(tiny_config, parts, test_path=str(parts / "part-2.parquet"))
+    _, splits = open_splits(ExperimentConfig.model_validate(raw).data, cfg.schema_)
+    rest = pa.concat_tables([pq.read_table(parts / f"part-{i}.parquet") for i in (0, 1)])
+    from mtlrec.data.hashing import split_codes, stable_hash
+
+    codes = split_codes(stable_hash(rest["request_id"]), SPLIT["valid"], SPLIT["test"], 0)
+    want = {"train": int((codes != 1).sum()), "valid": int((codes == 1).sum()), "test": 1900}
+    assert {s: len(d) for s, d in splits.items()} == want
     raw = stream_config(tiny_config, parts)
     raw["data"]["split"] = {"method": "time", "column": "ts"}
-    with pytest.raises(ConfigError, match="split a stream by the hash of a column"):
+    with pytest.raises(ConfigError, match="split a stream by time with thresholds"):
         prepare(ExperimentConfig.model_validate(raw))
     raw["data"]["split"] = {"method": "hash", "column": "request_id", "valid": 0.0001, "test": 0.0}
     with pytest.raises(DataError, match="the valid split has no rows"):

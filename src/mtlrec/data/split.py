@@ -3,6 +3,8 @@ hash of a column (the same keys in the same split on every run, batch by batch: 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -10,7 +12,7 @@ import pyarrow.compute as pc
 from mtlrec.config import SplitConfig
 from mtlrec.data.columns import RowOrigin, Where
 from mtlrec.data.hashing import split_codes, stable_hash
-from mtlrec.errors import DataError
+from mtlrec.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 
@@ -28,7 +30,7 @@ def _cut(order: np.ndarray, cfg: SplitConfig) -> dict[str, np.ndarray]:
     }
 
 
-def split_indices(table: pa.Table, cfg: SplitConfig) -> dict[str, np.ndarray]:
+def split_indices(table: pa.Table, cfg: SplitConfig, origin: Where = "data") -> dict[str, np.ndarray]:
     n = table.num_rows
     rng = np.random.default_rng(cfg.seed)
     if cfg.method == "random":
@@ -36,13 +38,14 @@ def split_indices(table: pa.Table, cfg: SplitConfig) -> dict[str, np.ndarray]:
     if cfg.column not in table.column_names:
         raise DataError(f"split by {cfg.method}: no column '{cfg.column}' in the data")
     column = table[cfg.column]
+    if cfg.method == "time" and cfg.thresholds:
+        return _indices(time_codes(column, cfg, origin))
     if cfg.method == "time":
         if column.null_count:
             raise DataError(f"split by time: column '{cfg.column}' has {column.null_count} missing values")
         return _cut(np.asarray(pc.sort_indices(column)), cfg)
     if cfg.method == "hash":
-        codes = split_codes(stable_hash(column, cfg.column), cfg.valid, cfg.test, cfg.seed)
-        return {name: np.flatnonzero(codes == i) for i, name in enumerate(SPLITS)}
+        return _indices(split_codes(stable_hash(column, cfg.column), cfg.valid, cfg.test, cfg.seed))
     groups = np.asarray(pc.dictionary_encode(column).combine_chunks().indices.fill_null(-1))
     parts = _cut(rng.permutation(groups.max() + 2) - 1, cfg)  # -1 = missing group
     which = np.empty(groups.max() + 2, dtype=np.int8)
@@ -52,13 +55,48 @@ def split_indices(table: pa.Table, cfg: SplitConfig) -> dict[str, np.ndarray]:
     return {name: np.flatnonzero(row_part == i) for i, name in enumerate(SPLITS)}
 
 
+def _indices(codes: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: np.flatnonzero(codes == i) for i, name in enumerate(SPLITS)}
+
+
+def time_codes(column: pa.ChunkedArray | pa.Array, cfg: SplitConfig, origin: Where) -> np.ndarray:
+    """[N] int8 split of each row by ``cfg``'s thresholds: 2 (test) from test_from on, 1 (valid)
+    from valid_from on, else 0 (train). A missing time is a DataError naming its row."""
+    origin = RowOrigin.of(origin)
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if col.null_count:
+        row = int(np.flatnonzero(~np.asarray(col.is_valid()))[0])
+        raise DataError(f"{origin.row(row)}: column '{cfg.column}' has no time; a split by time needs one in every row")
+    codes = np.zeros(len(col), dtype=np.int8)
+    for code, key in ((1, "valid_from"), (2, "test_from")):
+        value = getattr(cfg, key)
+        if value is not None:
+            codes[np.asarray(pc.greater_equal(col, _threshold(value, col.type, cfg.column, key)))] = code
+    return codes
+
+
+def _threshold(value: int | float | str, kind: pa.DataType, column: str, key: str) -> pa.Scalar:
+    """``value`` as a scalar of the column's type (text read as a date or time where the column is one)."""
+    if isinstance(value, str) and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pa.scalar(value, kind)
+    try:
+        if isinstance(value, float) and pa.types.is_integer(kind):
+            value = math.ceil(value)  # an integer time at or after 2.5 is one at or after 3
+        return pa.scalar(value).cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+        raise ConfigError(
+            f"data.split.{key}: {value!r} is not a value of column '{column}' ({kind}); give a number or text "
+            f"the column's type reads ({err})"
+        ) from None
+
+
 def split_table(
     table: pa.Table, cfg: SplitConfig, origin: Where
 ) -> tuple[dict[str, pa.Table], dict[str, RowOrigin]]:
     """The train/valid/test tables, and where each one's rows come from (``origin``: the table's).
     A split with a share in ``cfg`` that gets no rows is a DataError naming the data and the fix."""
     origin = RowOrigin.of(origin)
-    parts = split_indices(table, cfg)
+    parts = split_indices(table, cfg, origin)
     _check_sizes(table, cfg, origin, parts)
     tables = {name: table.take(pa.array(idx)) for name, idx in parts.items()}
     return tables, {name: origin.take(idx) for name, idx in parts.items()}
@@ -67,10 +105,14 @@ def split_table(
 def _check_sizes(table: pa.Table, cfg: SplitConfig, origin: RowOrigin, parts: dict[str, np.ndarray]) -> None:
     """Every split with a share gets rows; else a DataError saying how many there are and what to set."""
     shares = {"train": 1.0 - cfg.valid - cfg.test, "valid": cfg.valid, "test": cfg.test}
+    if cfg.thresholds:
+        shares = {"train": 1.0, "valid": 0.0 if cfg.valid_from is None else 1.0, "test": 1.0}
     empty = [name for name, share in shares.items() if share > 0 and not len(parts[name])]
     if not empty:
         return
     name = empty[0]
+    if cfg.thresholds:
+        raise DataError(f"{origin} has no {name} rows by {cfg.column}: {_window(cfg, name)}; move the thresholds")
     if cfg.method == "user":
         groups = len(pc.unique(table[cfg.column]))
         has, gives = f"has {_count(groups, f'{cfg.column!r} group')}", "gives none with rows"
@@ -85,6 +127,16 @@ def _check_sizes(table: pa.Table, cfg: SplitConfig, origin: RowOrigin, parts: di
         f"{origin} {has}: too few for a {name} split (data.split.{name} {shares[name]} of them {gives}); "
         f"add rows or set data.split.{name}: 0"
     )
+
+
+def _window(cfg: SplitConfig, name: str) -> str:
+    """The times a split's rows have: 'at or after test_from 2026-11-29', ..."""
+    first = cfg.valid_from if cfg.valid_from is not None else cfg.test_from
+    return {
+        "train": f"none before {first!r}",
+        "valid": f"none from valid_from {cfg.valid_from!r} to before test_from {cfg.test_from!r}",
+        "test": f"none at or after test_from {cfg.test_from!r}",
+    }[name]
 
 
 def _count(n: int, noun: str) -> str:

@@ -4,7 +4,8 @@ vocabularies, never on the number of rows.
 
 **Splits without materialising.** Each row's split comes from the row itself (``Splitter``): the
 hash of a column (``data.split.method: hash`` or ``user``: a user, request or row id), the hash of
-its file and row number (``random``), or its file (``data.valid_path``, ``data.test_path``). The
+its file and row number (``random``), its time against thresholds (``time`` with
+``valid_from``/``test_from``), or its file (``data.valid_path``, ``data.test_path``). The
 same rows land in the same split on every run and machine.
 
 **One pass** (``scan``) counts each piece's rows per split and each binary task's classes per split,
@@ -39,6 +40,7 @@ from mtlrec.data.encode import Encoder
 from mtlrec.data.fitting import EncoderFit
 from mtlrec.data.hashing import split_codes, splitmix64, stable_hash
 from mtlrec.data.pieces import Piece, find_files, is_pattern, pieces_of, read_piece
+from mtlrec.data.split import time_codes
 from mtlrec.errors import ConfigError, DataError
 from mtlrec.spec import Schema
 
@@ -46,7 +48,9 @@ SPLITS = ("train", "valid", "test")
 
 
 class Splitter:
-    """Which split each row of a piece belongs to: [N] int8, 0 train, 1 valid, 2 test."""
+    """Which split each row of a piece belongs to: [N] int8, 0 train, 1 valid, 2 test. The files
+    of ``data.valid_path`` and ``data.test_path`` go whole to their split; the other files' rows are
+    split by ``data.split``, a row it sends to a split that files give going to train."""
 
     def __init__(self, cfg: DataConfig) -> None:
         self.split = cfg.split
@@ -54,22 +58,35 @@ class Splitter:
         for code, path in ((1, cfg.valid_path), (2, cfg.test_path)):
             for f in find_files(path) if path else ():
                 self.by_file[f.absolute()] = code
+        self.given = [code for code, path in ((1, cfg.valid_path), (2, cfg.test_path)) if path]
+        by_rows = len(self.given) < 2  # a split that comes from the rows themselves
         method = self.split.method
-        if not self.by_file and method == "time":
+        if by_rows and method == "time" and not self.split.thresholds:
             raise ConfigError(
-                "data.split.method: time needs the whole table sorted, which a stream is not; split a stream "
-                "by the hash of a column (method: hash, column: request_id), or by files (data.valid_path, "
+                "data.split.method: time by fractions needs the whole table sorted, which a stream is not; "
+                "split a stream by time with thresholds (data.split.valid_from, data.split.test_from), by "
+                "the hash of a column (method: hash, column: request_id), or by files (data.valid_path, "
                 "data.test_path)"
             )
-        self.column = self.split.column if not self.by_file and method in ("hash", "user") else None
+        self.column = self.split.column if by_rows and method in ("hash", "user", "time") else None
 
     @property
     def columns(self) -> list[str]:
         return [self.column] if self.column else []
 
     def codes(self, table: pa.Table, piece: Piece, first: int) -> np.ndarray:
-        if self.by_file:
-            return np.full(table.num_rows, self.by_file.get(piece.path.absolute(), 0), dtype=np.int8)
+        fixed = self.by_file.get(piece.path.absolute(), 0 if len(self.given) == 2 else None)
+        if fixed is not None:
+            return np.full(table.num_rows, fixed, dtype=np.int8)
+        codes = self._by_rows(table, piece, first)
+        if self.given:
+            codes[np.isin(codes, self.given)] = 0
+        return codes
+
+    def _by_rows(self, table: pa.Table, piece: Piece, first: int) -> np.ndarray:
+        if self.column and self.split.method == "time":
+            rows = RowOrigin(piece.name, np.arange(first, first + table.num_rows))
+            return time_codes(table[self.column], self.split, rows)
         if self.column:
             keys = stable_hash(table[self.column], self.column, piece.name)
         else:  # random: the row's file and its number there
@@ -300,12 +317,17 @@ def open_splits(
 
 def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
     """Every split that should have rows has some: a DataError naming the setting otherwise."""
+    by_time = cfg.split.thresholds and not (cfg.valid_path or cfg.test_path)
     wanted = {"train": True, "valid": bool(cfg.valid_path) or cfg.split.valid > 0,
               "test": bool(cfg.test_path) or cfg.split.test > 0}  # fmt: skip
+    if by_time:
+        wanted["valid"] = cfg.split.valid_from is not None
     for (split, want), n in zip(wanted.items(), rows):
         if want and n == 0:
             setting = {"train": "data.path", "valid": "data.valid_path or data.split.valid",
                        "test": "data.test_path or data.split.test"}[split]  # fmt: skip
+            if by_time:
+                setting = "data.split.valid_from and data.split.test_from"
             raise DataError(
                 f"{cfg.path}: the {split} split has no rows ({int(rows.sum())} rows in all); check {setting}"
             )
