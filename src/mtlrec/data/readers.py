@@ -71,7 +71,7 @@ def write_table(table: pa.Table, path: str | Path, row_group_size: int | None = 
             pacsv.write_csv(table, tmp)
 
 
-def write_parts(out: str | Path, tables: Iterable[pa.Table]) -> int:
+def write_parts(out: str | Path, tables: Iterable[pa.Table], row_group_size: int | None = None) -> int:
     """Write ``tables`` as out/part-00001.parquet, ... into a new directory that replaces ``out``
     only once every part is written (a failure leaves ``out`` as it was). Returns the rows written."""
     import shutil
@@ -85,7 +85,7 @@ def write_parts(out: str | Path, tables: Iterable[pa.Table]) -> int:
     rows = 0
     try:
         for i, table in enumerate(tables, start=1):
-            pq.write_table(table, tmp / f"part-{i:05d}.parquet")
+            pq.write_table(table, tmp / f"part-{i:05d}.parquet", row_group_size=row_group_size)
             rows += table.num_rows
         old = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.old"
         if out.exists():

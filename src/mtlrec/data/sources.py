@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 
@@ -53,6 +54,14 @@ class DataSource:
 
     def load(self, cfg: DataConfig) -> Source:
         raise NotImplementedError
+
+    def blocks(self, path: Path, rows: int) -> Iterator[pa.Table]:
+        """The rows of one file of this source's own format, ``rows`` at a time, as ``load`` would
+        have them (for ``mtlrec convert``: Parquet parts that ``data.source: file`` streams)."""
+        raise ConfigError(
+            f"data source '{self.registered_name}' has no block-by-block conversion (its rows are built from the "
+            f"whole file); load it with data.source: {self.registered_name}"
+        )
 
 
 SOURCES: Registry[DataSource] = Registry("data source")

@@ -7,7 +7,7 @@ import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -70,11 +70,45 @@ def read_delimited(
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     header = names is None
-    if header:
-        names = [n.strip() for n in first_line(path).split(delimiter)]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise DataError(f"{path} line 1: column name(s) used twice in the header: {', '.join(dup)}")
+    names = header_names(path, delimiter) if names is None else names
+    table = _parse(path, path, names, int(header), delimiter, nulls, lambda number: number)
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no data rows")
+    return table, TextFile(path, 2 if header else 1)
+
+
+def delimited_blocks(
+    path: Path, rows: int, *, names: list[str] | None = None, delimiter: str = ",", nulls: tuple[str, ...] = ("",)
+) -> Iterator[tuple[pa.Table, TextFile]]:
+    """``read_delimited``'s table ``rows`` lines at a time (memory: one block), each with the
+    TextFile that names its rows' lines."""
+    header = names is None
+    names = header_names(path, delimiter) if names is None else names
+    for lines, line_no in line_blocks(path, rows):
+        if header and line_no[0] == 1:
+            lines, line_no = lines[1:], line_no[1:]
+            if not len(lines):
+                continue
+        text = ("\n".join(lines.to_pylist()) + "\n").encode()
+        yield _parse(pa.BufferReader(text), path, names, 0, delimiter, nulls, lambda n: int(line_no[n - 1])), \
+            TextFile(path, int(line_no[0]))  # fmt: skip
+
+
+def header_names(path: Path, delimiter: str) -> list[str]:
+    """The column names of a file's header row; a name used twice is a DataError."""
+    names = [n.strip() for n in first_line(path).split(delimiter)]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{path} line 1: column name(s) used twice in the header: {', '.join(dup)}")
+    return names
+
+
+def _parse(
+    source: Path | pa.BufferReader, path: Path, names: list[str], skip: int, delimiter: str,
+    nulls: tuple[str, ...], file_line: Callable[[int], int],
+) -> pa.Table:  # fmt: skip
+    """``source``'s rows as strings; a bad line is a DataError naming ``path`` and ``file_line`` of
+    the line's number in ``source``."""
     bad: list[pacsv.InvalidRow] = []
 
     def invalid(row: pacsv.InvalidRow) -> str:
@@ -82,9 +116,9 @@ def read_delimited(
         return "error"
 
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), use_threads=False),
+        return pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, null_values=list(nulls), strings_can_be_null=True
@@ -93,27 +127,43 @@ def read_delimited(
     except (pa.ArrowInvalid, OSError) as err:
         if bad:
             row = bad[0]
-            where = f"line {row.number}" if row.number is not None else "a line"
+            where = f"line {file_line(row.number)}" if row.number is not None else "a line"
             raise DataError(
                 f"{path} {where}: expected {row.expected_columns} fields separated by {delimiter!r}, "
                 f"got {row.actual_columns}: {row.text[:80]!r}"
             ) from None
         raise DataError(f"{path}: cannot read ({str(err).splitlines()[0]})") from None
-    if table.num_rows == 0:
-        raise DataError(f"{path}: no data rows")
-    return table, TextFile(path, 2 if header else 1)
 
 
 def read_lines(path: Path) -> tuple[pa.Array, np.ndarray]:
     """The non-blank lines of a text file (.gz ok) and their line numbers."""
+    blocks = list(line_blocks(path, rows=None))
+    if len(blocks) == 1:
+        return blocks[0]
+    return pa.concat_arrays([b for b, _ in blocks]), np.concatenate([n for _, n in blocks])
+
+
+def line_blocks(path: Path, rows: int | None) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """The non-blank lines of a text file (.gz ok), ``rows`` at a time (None: all at once), each
+    block with its lines' numbers; a file without one is a DataError."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with pa.input_stream(str(path), compression="detect") as f:
-        lines = f.read().decode("utf-8", errors="replace").splitlines()
-    keep = np.flatnonzero([bool(line.strip()) for line in lines])
-    if not len(keep):
+    lines: list[str] = []
+    numbers: list[int] = []
+    found = False
+    with _open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                lines.append(line.rstrip("\r\n"))
+                numbers.append(number)
+                found = True
+                if rows is not None and len(lines) == rows:
+                    yield pa.array(lines, pa.string()), np.array(numbers)
+                    lines, numbers = [], []
+    if not found:
         raise DataError(f"{path}: the file is empty")
-    return pa.array([lines[i] for i in keep], pa.string()), keep + 1
+    if lines:
+        yield pa.array(lines, pa.string()), np.array(numbers)
 
 
 def _checked(
@@ -224,14 +274,23 @@ def drop_unclicked(
     then drop them, or keep them (outside the conversion task's sample space: the clicked rows).
     Returns the table and where its rows are in the file ``path``."""
     origin = RowOrigin(path.name)
-    odd = (np.asarray(table[conversion]) == 1) & (np.asarray(table[click]) == 0)
+    odd = unclicked(table, click, conversion)
     n = int(odd.sum())
     if n:
-        action = "kept (outside the post-click task's sample space)" if keep else f"dropped ({option}: keep keeps them)"
-        log.warning(f"{path}: {n} row(s) with {conversion}=1 but {click}=0; {action}")
+        log.warning(unclicked_warning(path, n, click, conversion, option, keep))
         if not keep:
             table, origin = table.filter(pa.array(~odd)), origin.take(~odd)
     return table, origin
+
+
+def unclicked(table: pa.Table, click: str, conversion: str) -> np.ndarray:
+    """[N] bool: the rows with a conversion but no click."""
+    return (np.asarray(table[conversion]) == 1) & (np.asarray(table[click]) == 0)
+
+
+def unclicked_warning(path: Path, n: int, click: str, conversion: str, option: str, keep: bool) -> str:
+    action = "kept (outside the post-click task's sample space)" if keep else f"dropped ({option}: keep keeps them)"
+    return f"{path}: {n} row(s) with {conversion}=1 but {click}=0; {action}"
 
 
 def file_or_split_files(

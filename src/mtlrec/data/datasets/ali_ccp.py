@@ -18,7 +18,7 @@ with their count, then ``unclicked_purchases`` decides.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -27,13 +27,19 @@ import pyarrow.compute as pc
 from mtlrec.config import DataConfig
 from mtlrec.data.columns import RowOrigin
 from mtlrec.data.datasets._files import (
+    TextFile,
     binary,
+    delimited_blocks,
     drop_unclicked,
     file_or_split_files,
     first_line,
+    line_blocks,
+    log,
     numbers,
     read_delimited,
     read_lines,
+    unclicked,
+    unclicked_warning,
 )
 from mtlrec.data.sources import SOURCES, DataSource, Source
 from mtlrec.errors import DataError
@@ -73,16 +79,24 @@ def read_ali_ccp(path: Path) -> pa.Table:
 
 
 def read_processed(path: Path, header: bool) -> pa.Table:
-    names = None
-    if not header:
-        width = len(first_line(path).split(","))
-        if width != len(AITM_COLUMNS):
-            raise DataError(
-                f"{path} line 1: no header row and {width} fields; expected a header or the "
-                f"{len(AITM_COLUMNS)} columns {','.join(AITM_COLUMNS)}"
-            )
-        names = list(AITM_COLUMNS)
-    raw, file = read_delimited(path, names=names)
+    return processed_table(*read_delimited(path, names=_processed_names(path, header)), path)
+
+
+def _processed_names(path: Path, header: bool) -> list[str] | None:
+    """None for a file with a header; PaddleRec AITM's columns for one without."""
+    if header:
+        return None
+    width = len(first_line(path).split(","))
+    if width != len(AITM_COLUMNS):
+        raise DataError(
+            f"{path} line 1: no header row and {width} fields; expected a header or the "
+            f"{len(AITM_COLUMNS)} columns {','.join(AITM_COLUMNS)}"
+        )
+    return list(AITM_COLUMNS)
+
+
+def processed_table(raw: pa.Table, file: TextFile, path: Path) -> pa.Table:
+    """Processed rows read as text, typed: labels 0/1, D* numbers, the rest categorical text."""
     if "conversion" in raw.column_names and "purchase" not in raw.column_names:
         raw = raw.rename_columns(["purchase" if c == "conversion" else c for c in raw.column_names])
     missing = [c for c in LABELS if c not in raw.column_names]
@@ -101,7 +115,18 @@ def read_processed(path: Path, header: bool) -> pa.Table:
 
 def read_raw(path: Path) -> pa.Table:
     """``sample_id,click,conversion,field:feasign,...`` lines; vectorised over all tokens."""
-    lines, line_no = read_lines(path)
+    return raw_table(*read_lines(path), path)
+
+
+def raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
+    """A raw file's rows ``rows`` at a time (memory: one block), every block with every field's
+    column (a field absent from a block: all missing there)."""
+    for lines, line_no in line_blocks(path, rows):
+        yield raw_table(lines, line_no, path)
+
+
+def raw_table(lines: pa.Array, line_no: np.ndarray, path: Path) -> pa.Table:
+    """Raw lines (``line_no``: their numbers in ``path``, for errors) as a table."""
     n = len(lines)
     parts = pc.split_pattern(lines, ",")
     lengths = np.asarray(pc.list_value_length(parts))
@@ -183,3 +208,22 @@ class AliCCP(DataSource):
 
     def load(self, cfg: DataConfig) -> Source:
         return file_or_split_files(cfg, self.registered_name, self._read, default_schema)
+
+    def blocks(self, path: Path, rows: int) -> Iterator[pa.Table]:
+        """A file's rows (either format), ``rows`` at a time; unclicked purchases dropped or kept as
+        configured (one warning with their count)."""
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (convert one Ali-CCP file at a time)")
+        fields = first_line(path).split(",")
+        if len(fields) > 3 and ":" in fields[3]:
+            tables = raw_blocks(path, rows)
+        else:
+            names = _processed_names(path, header=not fields[0].strip().isdigit())
+            tables = (processed_table(raw, file, path) for raw, file in delimited_blocks(path, rows, names=names))
+        keep, dropped = self.unclicked_purchases == "keep", 0
+        for table in tables:
+            odd = unclicked(table, "click", "purchase")
+            dropped += int(odd.sum())
+            yield table if keep else table.filter(pa.array(~odd))
+        if dropped:
+            log.warning(unclicked_warning(path, dropped, "click", "purchase", "--option unclicked_purchases", keep))
