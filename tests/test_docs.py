@@ -51,6 +51,17 @@ def code_blocks(text: str) -> list[tuple[int, list[str]]]:
     return blocks
 
 
+def prose_lines(text: str) -> list[tuple[int, str]]:
+    """(1-based line number, line) for every line outside fenced code blocks (fences excluded)."""
+    out, fenced = [], False
+    for number, line in enumerate(text.splitlines(), 1):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            out.append((number, line))
+    return out
+
+
 def _tokens(source: str) -> list[str]:
     """Shell words and operators, comments dropped; ValueError on an unclosed quote."""
     lexer = shlex.shlex(source, posix=True, punctuation_chars=";&|()<>")
@@ -124,6 +135,11 @@ def _root():
     return typer.main.get_command(app)
 
 
+def _options(command) -> set[str]:
+    """Every option a click command takes (``--save`` and ``--no-save`` both), and ``--help``."""
+    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+
 def _takes_value(command, option: str) -> bool:
     return any(option in p.opts and not getattr(p, "is_flag", False) for p in command.params)
 
@@ -136,8 +152,7 @@ def problem(cmd: Command) -> str | None:
     if not args:
         return None
     if args[0].startswith("-"):  # options of mtlrec itself (--version, --help)
-        known = {opt for p in root.params for opt in p.opts} | {"--help"}
-        unknown = [a for a in args if a not in known]
+        unknown = [a for a in args if a not in _options(root)]
         return f"unknown option(s) of mtlrec: {' '.join(unknown)}" if unknown else None
     root_ctx = root.make_context("mtlrec", [args[0]], resilient_parsing=True)
     sub = root.get_command(root_ctx, args[0])
@@ -163,13 +178,11 @@ def problem(cmd: Command) -> str | None:
 def inline_commands(page: Path, text: str | None = None) -> list[Command]:
     """``mtlrec ...`` in inline code outside code blocks, e.g. a table's `mtlrec train CONFIG [--out DIR]`."""
     text = page.read_text(encoding="utf-8") if text is None else text
-    out, fenced = [], False
-    for number, line in enumerate(text.splitlines(), 1):
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced:
-            out += [Command(page, number, tuple(m.split())) for m in re.findall(r"`mtlrec ([^`]+)`", line)]
-    return out
+    return [
+        Command(page, number, tuple(m.split()))
+        for number, line in prose_lines(text)
+        for m in re.findall(r"`mtlrec ([^`]+)`", line)
+    ]
 
 
 def inline_problem(cmd: Command) -> str | None:
@@ -179,13 +192,10 @@ def inline_problem(cmd: Command) -> str | None:
         return None
     root = _root()
     ctx = root.make_context("mtlrec", [], resilient_parsing=True)
-    if cmd.args[0].startswith("-"):
-        known = {opt for p in root.params for opt in p.opts} | {"--help"}
-    else:
-        sub = root.get_command(ctx, cmd.args[0])
-        if sub is None:
-            return f"unknown command {cmd.args[0]!r}"
-        known = {opt for p in sub.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
+    sub = root if cmd.args[0].startswith("-") else root.get_command(ctx, cmd.args[0])
+    if sub is None:
+        return f"unknown command {cmd.args[0]!r}"
+    known = _options(sub)
     options = {m for a in cmd.args for m in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", a)}
     unknown = sorted(options - known)
     return f"unknown option(s) of mtlrec {cmd.args[0]}: {', '.join(unknown)}" if unknown else None
@@ -201,11 +211,9 @@ def slug(heading: str) -> str:
 def anchors(page: Path) -> set[str]:
     """The page's heading anchors; a repeated heading's get -1, -2, ... as on GitHub."""
     counts: dict[str, int] = {}
-    out, fenced = set(), False
-    for line in page.read_text(encoding="utf-8").splitlines():
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced and (m := re.match(r"#{1,6}\s+(.*?)\s*#*$", line)):
+    out = set()
+    for _, line in prose_lines(page.read_text(encoding="utf-8")):
+        if m := re.match(r"#{1,6}\s+(.*?)\s*#*$", line):
             base = slug(m.group(1))
             out.add(f"{base}-{counts[base]}" if base in counts else base)
             counts[base] = counts.get(base, 0) + 1
@@ -215,13 +223,8 @@ def anchors(page: Path) -> set[str]:
 def broken_links(page: Path, text: str | None = None) -> list[str]:
     """Relative links and images (outside code) whose file, or heading anchor, does not exist."""
     text = page.read_text(encoding="utf-8") if text is None else text
-    out, fenced = [], False
-    for number, line in enumerate(text.splitlines(), 1):
-        if FENCE.match(line):
-            fenced = not fenced
-            continue
-        if fenced:
-            continue
+    out = []
+    for number, line in prose_lines(text):
         prose = re.sub(r"`[^`]*`", "``", line)
         for target in re.findall(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", prose):
             if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
