@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from mtlrec.data.batches import EncodedData
 from mtlrec.data.encode import Encoder
 from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
+from mtlrec.metrics.curves import reliability, residuals
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import TaskSpec
 
@@ -44,13 +46,21 @@ def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
     return decode_regression(task, y.double(), data.targets.get(task.name, (0.0, 1.0))).numpy()
 
 
+def task_rows(
+    tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData
+) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray]]:
+    """(task, labels, predictions, mask) of each task on the rows of its sample space only."""
+    for t in tasks:
+        mask = data.masks[t.name].numpy()
+        yield t, true_labels(t, data)[mask], preds[t.name][mask], mask
+
+
 def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
     """{task: {metric: value}}, each task on the rows of its sample space only."""
     out: Metrics = {}
-    for t in tasks:
-        mask = data.masks[t.name].numpy()
+    for t, y, p, mask in task_rows(tasks, preds, data):
         groups = data.groups[mask] if data.groups is not None else None
-        out[t.name] = task_metrics(t.kind, t.metric_names, true_labels(t, data)[mask], preds[t.name][mask], groups)
+        out[t.name] = task_metrics(t.kind, t.metric_names, y, p, groups)
     return out
 
 
@@ -61,13 +71,25 @@ def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: En
     return evaluate(model.output_tasks, model.complete(preds), model.with_derived(data))
 
 
-def evaluate_split(
+@dataclass
+class Scored:
+    """A split scored by a model: the predictions of every output, the rows' labels and masks
+    (without their inputs), and the ground truth's predictions where the rows carry it."""
+
+    preds: dict[str, np.ndarray]
+    rows: EncodedData
+    oracle: dict[str, np.ndarray] | None
+
+    def evaluate(self, model: MultiTaskModel) -> tuple[Metrics, Metrics | None]:
+        """The metrics, and the oracle's (None without ground truth)."""
+        metrics = evaluate_model(model, self.preds, self.rows)
+        return metrics, None if self.oracle is None else evaluate_model(model, self.oracle, self.rows)
+
+
+def score_split(
     model: MultiTaskModel, data: EncodedData, batch_size: int = 8192, table: pa.Table | None = None
-) -> tuple[Metrics, Metrics | None]:
-    """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
-    columns): ``data`` in memory (its raw rows in ``table``), or a stream read chunk by chunk
-    (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth are
-    gathered for exact metrics (memory: a few numbers per row of the split, not its inputs)."""
+) -> Scored:
+    """Predictions, labels and ground truth of a split (see ``evaluate_split``)."""
     preds: list[dict[str, np.ndarray]] = []
     labelled: list[EncodedData] = []
     oracle: list[dict[str, np.ndarray] | None] = []
@@ -76,11 +98,30 @@ def evaluate_split(
         labelled.append(chunk if len(labelled) == 0 and raw is None else chunk.labels_only())
         source = raw if raw is not None else table
         oracle.append(oracle_predictions(source, model.tasks) if source is not None else None)
-    whole, rows = _concat(preds), EncodedData.concat(labelled)
-    metrics = evaluate_model(model, whole, rows)
-    if any(o is None for o in oracle):
-        return metrics, None
-    return metrics, evaluate_model(model, _concat(oracle), rows)
+    truth = None if any(o is None for o in oracle) else _concat(oracle)
+    return Scored(_concat(preds), EncodedData.concat(labelled), truth)
+
+
+def evaluate_split(
+    model: MultiTaskModel, data: EncodedData, batch_size: int = 8192, table: pa.Table | None = None
+) -> tuple[Metrics, Metrics | None]:
+    """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
+    columns): ``data`` in memory (its raw rows in ``table``), or a stream read chunk by chunk
+    (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth are
+    gathered for exact metrics (memory: a few numbers per row of the split, not its inputs)."""
+    return score_split(model, data, batch_size, table).evaluate(model)
+
+
+def diagnostics(model: MultiTaskModel, scored: Scored) -> dict[str, dict[str, Any]]:
+    """What the report plots of a scored split, per output: a binary one's reliability curve, a
+    regression one's residuals (``metrics/curves.py``); other kinds have none."""
+    out: dict[str, dict[str, Any]] = {}
+    for t, y, p, _ in task_rows(model.output_tasks, scored.preds, model.with_derived(scored.rows)):
+        if t.kind == "binary":
+            out[t.name] = {"kind": t.kind, "reliability": reliability(y, p)}
+        elif t.kind == "regression":
+            out[t.name] = {"kind": t.kind, "residuals": residuals(y, p)}
+    return out
 
 
 def evaluate_files(
