@@ -32,6 +32,23 @@ def cli(capsys, *args):
     return code, out, err
 
 
+def assert_close(got, want, path="") -> None:
+    """Nested dicts and lists equal, numbers to 1e-9 relative."""
+    assert type(got) is type(want) or {type(got), type(want)} <= {int, float}, path
+    if isinstance(want, dict):
+        assert got.keys() == want.keys(), path
+        for k in want:
+            assert_close(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"{path}[{i}]")
+    elif isinstance(want, (int, float)):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), path
+    else:
+        assert got == want, path
+
+
 def sections(html: str) -> list[str]:
     return re.findall(r'<section id="(\w+)">', html)
 
@@ -107,7 +124,20 @@ def test_an_old_run_without_diagnostics_or_conflict_still_gets_a_report(trained_
     assert sections(html) == ["metrics", "curves", "weights"]
     box = absent(html)
     assert box.count(f"this run has no {DIAGNOSTICS}") == 2  # calibration and residuals
+    assert "<code>mtlrec report RUN --diagnose</code>" in box
     assert "Gradient conflict</b>: history.jsonl records no gradient-conflict measurement" in box
+
+
+def test_diagnose_scores_an_old_runs_test_split_as_training_did(trained_run, tmp_path, capsys):
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    recorded = json.loads((run / DIAGNOSTICS).read_text())
+    (run / DIAGNOSTICS).unlink()
+    code, out, err = cli(capsys, "report", run, "--diagnose")
+    assert code == 0, err
+    assert out.splitlines() == [f"wrote {run / DIAGNOSTICS}", f"wrote {run / REPORT}"]
+    assert_close(json.loads((run / DIAGNOSTICS).read_text()), recorded)
+    assert figures((run / REPORT).read_text())[-2:] == ["calibration", "residuals"]
+    assert not (run / ".lock").exists()
 
 
 def test_the_frontier_section_after_mtlrec_frontier(trained_run, tmp_path, capsys):

@@ -17,7 +17,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
 
     path = Path(path)
     target = Path(out) if out is not None else path / REPORT
-    if (path / "compare.csv").is_file():
+    if is_compare_dir(path):
         from mtlrec.report.compare import compare_page
 
         return write_page(target, compare_page(path))
@@ -26,3 +26,8 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     from mtlrec.report.run import run_page
 
     return write_page(target, run_page(path))
+
+
+def is_compare_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory that ``mtlrec compare`` wrote (it has compare.csv)."""
+    return (Path(path) / "compare.csv").is_file()

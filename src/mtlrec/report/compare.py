@@ -26,7 +26,7 @@ def compare_page(out: Path) -> Page:
         ("configurations", f"{len(configurations)} (model + weighting), the single_task baseline included"),
         ("seeds", " / ".join(map(str, seeds)) + " per configuration"),
         ("tasks", ", ".join(f"{c.task} ({c.metric})" for c in cells if (c.model, c.weighting) == configurations[0])),
-        ("runs", f"{out.resolve()}/<model>-<weighting>/seed<k> (`mtlrec report` on one draws its own report)"),
+        ("runs", f"{out.resolve()}/<model>-<weighting>/seed<k> (mtlrec report on one draws its report)"),
     ]
     page = Page(f"mtlrec compare: {out.resolve().name}", facts, [_table(cells)])
     others = [c for c in configurations if c != BASELINE]

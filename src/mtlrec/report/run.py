@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -221,39 +221,40 @@ def _experts(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
     return Section("experts", "Expert utilisation", intro, [Figure("experts", uri, "gate by expert utilisation")]), None
 
 
-def _diagnostic(r: Recorded, kind: str, title: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """The test split's binned predictions of the outputs of ``kind``, or why there are none."""
+def _diagnostic(
+    r: Recorded, kind: str, key: str, rows: Callable[[dict[str, Any]], list[int]], section: Section,
+    draw: Callable[[dict[str, Any]], str],
+) -> tuple[Section | None, tuple[str, str] | None]:
+    """``section`` with the figure ``draw`` makes of the test split's binned predictions
+    (diagnostics.json) of the outputs of ``kind`` that have rows (``rows``: a summary's counts), or
+    why there is none."""
     if r.diagnostics is None:
-        return {}, (title, f"this run has no {DIAGNOSTICS} (it was trained before mtlrec recorded one; train it "
-                           "again to get this section)")  # fmt: skip
-    found = {t: d for t, d in r.diagnostics.get("test", {}).items() if d.get("kind") == kind}
+        return None, (section.title, f"this run has no {DIAGNOSTICS} (it was trained before mtlrec recorded one); "
+                                     "`mtlrec report RUN --diagnose` scores its test split again for it")  # fmt: skip
+    found = {t: d[key] for t, d in r.diagnostics.get("test", {}).items() if d.get("kind") == kind}
     if not found:
-        return {}, (title, f"the run has no {kind} task")
-    return found, None
+        return None, (section.title, f"the run has no {kind} task")
+    found = {t: d for t, d in found.items() if rows(d)}
+    if not found:
+        return None, (section.title, f"the test split has no rows for the {kind} tasks")
+    section.figures.append(Figure(section.id, draw(found), section.title))
+    return section, None
 
 
 def _calibration(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
-    found, why = _diagnostic(r, "binary", "Calibration")
-    curves = {t: d["reliability"] for t, d in found.items() if d["reliability"]["count"]}
-    if not curves:
-        return None, why or ("Calibration", "the test split has no rows for the binary tasks")
     intro = ("Reliability on the test split: the rows of each binary task's sample space in 10 bins of equal size "
              "by prediction; each point is a bin's mean predicted probability against its observed rate. A "
              "calibrated model lies on the diagonal; ECE is the mean gap, weighted by rows.")  # fmt: skip
-    uri = figures.reliability(curves)
-    return Section("calibration", "Calibration", intro, [Figure("calibration", uri, "reliability per binary task")]), None
+    section = Section("calibration", "Calibration", intro)
+    return _diagnostic(r, "binary", "reliability", lambda c: c["count"], section, figures.reliability)
 
 
 def _residuals(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
-    found, why = _diagnostic(r, "regression", "Regression residuals")
-    tasks = {t: d["residuals"] for t, d in found.items() if d["residuals"]["by_prediction"]["count"]}
-    if not tasks:
-        return None, why or ("Regression residuals", "the test split has no rows for the regression tasks")
     intro = ("Residuals (label - prediction) of each regression task on the test split, on the label's own scale: "
              "their histogram, and per bin of predictions the mean label with its 10-90 % range; on the dashed "
              "line the prediction is right on average.")  # fmt: skip
-    uri = figures.residuals(tasks)
-    return Section("residuals", "Regression residuals", intro, [Figure("residuals", uri, "regression residuals")]), None
+    section = Section("residuals", "Regression residuals", intro)
+    return _diagnostic(r, "regression", "residuals", lambda d: d["by_prediction"]["count"], section, figures.residuals)
 
 
 def _frontier(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
