@@ -158,7 +158,7 @@ def _weights(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
     names = list(rows[-1]["weights"])
     series = {t: [h["weights"].get(t) for h in rows] for t in names}
     method = r.config.get("weighting", {}).get("name", "the weighting method")
-    intro = f"The weight that {method} gave each task's loss at the end of each epoch."
+    intro = f"The weight of each task's loss at the end of each epoch, as the {method} weighting set it."
     if all(len(set(v)) == 1 for v in series.values()):  # static weights: a chart of flat lines says less
         table = Table(["task", "weight"], [[Cell(t), Cell(_fmt(v[0]), "num")] for t, v in series.items()])
         return Section("weights", "Task weights", intro + " They stayed the same in every epoch.", tables=[table]), None
