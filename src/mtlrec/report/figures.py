@@ -140,6 +140,7 @@ def heatmaps(
         for ax, (title, names, columns, matrix) in zip(axes, panels):
             m = np.ma.masked_invalid(np.asarray(matrix, dtype=np.float64))
             image = ax.imshow(m, norm=norm, cmap=colours, aspect="auto")
+            ax.set_facecolor("0.88")  # a blank (NaN) cell shows grey, apart from any value's colour
             ax.set_title(title)
             ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
             ax.set_yticks(range(len(names)), names)

@@ -217,7 +217,7 @@ def _experts(r: Recorded) -> tuple[Section | None, tuple[str, str] | None]:
     top = max(float(np.nanmax(p[3])) if np.isfinite(p[3]).any() else 0.0 for p in panels)
     uri = figures.heatmaps(panels, vmin=0.0, vmax=max(top, 0.05), cmap="Blues", label="mean gate weight")
     intro = ("The mean weight each gate (a row) gave each expert (a column) over the training rows of the first "
-             "and the last epoch; a blank cell is an expert that gate does not see.")  # fmt: skip
+             "and the last epoch; a grey cell is an expert that gate does not see.")  # fmt: skip
     return Section("experts", "Expert utilisation", intro, [Figure("experts", uri, "gate by expert utilisation")]), None
 
 
