@@ -23,21 +23,17 @@ class Browser:
     """One headless Chromium with one page; ``events`` collects every event it sent."""
 
     def __init__(self, binary: str, profile: Path) -> None:
-        commands_r, self._commands = os.pipe()
-        self._answers, answers_w = os.pipe()
+        commands_r, self._commands = _high(os.pipe())
+        self._answers, answers_w = _high(os.pipe())
 
-        def wire() -> None:  # in the child: the pipes on fds 3 and 4, where Chromium looks for them
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (commands_r, answers_w)]  # clear of 3 and 4
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)
-
-        self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--hide-scrollbars",
-             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
-             f"--user-data-dir={profile}", "--window-size=1200,900", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=wire,  # Python's own fds are close-on-exec; 3 and 4 are not
-        )  # fmt: skip
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--hide-scrollbars",
+                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+                f"--user-data-dir={profile}", "--window-size=1200,900", "about:blank"]  # fmt: skip
+        # bash puts the pipes on fds 3 and 4, where Chromium looks for them, then becomes Chromium
+        wire = f'exec "$@" 3<&{commands_r} 4>&{answers_w} {commands_r}<&- {answers_w}>&-'
+        self.proc = subprocess.Popen(["bash", "-c", wire, "bash", *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     pass_fds=(commands_r, answers_w))  # fmt: skip
         os.close(commands_r)
         os.close(answers_w)
         self._buffer = b""
@@ -121,6 +117,14 @@ class Browser:
             self.proc.wait(timeout=15)
         os.close(self._commands)
         os.close(self._answers)
+
+
+def _high(fds: tuple[int, int]) -> tuple[int, int]:
+    """The two descriptors moved to numbers of 10 and up (clear of 3 and 4), close-on-exec."""
+    moved = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
+    for fd in fds:
+        os.close(fd)
+    return moved
 
 
 @pytest.fixture
