@@ -239,3 +239,18 @@ def test_errors_name_the_path(tmp_path, capsys):
     (bad / "compare.csv").write_text("model,weighting\nmmoe,static\n")
     with pytest.raises(RunError, match=r"compare.csv line 2: not a row of mtlrec compare's table"):
         write_report(bad)
+
+
+def test_a_failing_report_does_not_fail_the_finished_run(gated_run, tmp_path, capsys, monkeypatch):
+    import mtlrec.report
+
+    config, trained = gated_run
+    run = shutil.copytree(trained, tmp_path / "run")
+
+    def broken(path, out=None):
+        raise ValueError("no figure today")
+
+    monkeypatch.setattr(mtlrec.report, "write_report", broken)
+    code, out, err = cli(capsys, "train", config, "--out", run, "--resume")
+    assert code == 0, err
+    assert f"warning: the report could not be written (ValueError: no figure today); `mtlrec report {run}` tries again" in err
