@@ -12,6 +12,9 @@ A run directory holds:
   weighting.safetensors the loss-weighting method's state (when it has any)
   metrics.json      {"valid": {task: {metric: value}}, "test": ..., "oracle": {"valid": ..., "test": ...}}
   history.jsonl     one JSON object per epoch
+  diagnostics.json  {"test": {output: reliability curve (binary) or residuals (regression)}}, what
+                    the report plots (older runs lack it: their report says so)
+  report.html       the HTML report (``mtlrec report``), when one was written
   checkpoints/      the train state every train.checkpoint_every steps and at each epoch's end
   .lock             the pid of the process writing the directory, while it writes
 
@@ -38,6 +41,8 @@ FORMAT = 1
 RUN_JSON = "run.json"
 COUNTS = "counts.json"  # every categorical value seen, with its count (what a warm start grows from)
 RUN_FILES = (RUN_JSON, "config.yaml", "encoder.json", "model.safetensors")
+DIAGNOSTICS = "diagnostics.json"  # binned test predictions: reliability curves and residuals (metrics/curves.py)
+REPORT = "report.html"  # the HTML report (mtlrec.report)
 LOCK = ".lock"  # the pid of the process writing the run directory, while it writes
 
 

@@ -155,3 +155,31 @@ def write_csv(path: Path, cells: Sequence[Cell]) -> None:
         for c in cells:
             writer.writerow([c.model, c.weighting, c.task, c.metric, len(c.values), c.mean, c.std, c.baseline_mean,
                              c.baseline_std, c.lift, c.negative_transfer, ";".join(map(str, c.values))])  # fmt: skip
+
+
+def read_csv(path: Path) -> list[Cell]:
+    """The cells ``write_csv`` wrote (a RunError naming the file and line when it is not that)."""
+    from mtlrec.errors import RunError
+
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise RunError(f"{path}: not a readable CSV file ({err})") from None
+    cells = []
+    for line, r in enumerate(rows, start=2):
+        try:
+            cells.append(Cell(r["model"], r["weighting"], r["task"], r["metric"],
+                              tuple(_number(v) for v in r["values"].split(";") if v), float(r["mean"]), float(r["std"]),
+                              float(r["single_task_mean"]), float(r["single_task_std"]), float(r["lift_pct"]),
+                              {"True": True, "False": False}[r["negative_transfer"]]))  # fmt: skip
+        except (KeyError, ValueError, TypeError, AttributeError) as err:
+            raise RunError(f"{path} line {line}: not a row of mtlrec compare's table ({type(err).__name__}: {err})") from None
+    return cells
+
+
+def _number(text: str) -> float:
+    """A value of the ``values`` column: a float, or None (an undefined metric) as nan."""
+    return math.nan if text == "None" else float(text)

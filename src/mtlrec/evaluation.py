@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -14,10 +15,11 @@ import torch
 
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.encode import Encoder
-from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.config import TrainConfig
+from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.metrics.bounded import BoundedMetrics
+from mtlrec.metrics.curves import reliability, residuals
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.spec import TaskSpec
 
@@ -53,17 +55,20 @@ def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
 
 def task_rows(
     tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData
-) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """(task, labels, predictions, GAUC groups or None) on the rows of each task's sample space."""
+) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray]]:
+    """(task, labels, predictions, mask) of each task on the rows of its sample space only."""
     for t in tasks:
         mask = data.masks[t.name].numpy()
-        groups = data.groups[mask] if data.groups is not None else None
-        yield t, true_labels(t, data)[mask], preds[t.name][mask], groups
+        yield t, true_labels(t, data)[mask], preds[t.name][mask], mask
 
 
 def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
     """{task: {metric: value}}, each task on the rows of its sample space only."""
-    return {t.name: task_metrics(t.kind, t.metric_names, y, p, g) for t, y, p, g in task_rows(tasks, preds, data)}
+    out: Metrics = {}
+    for t, y, p, mask in task_rows(tasks, preds, data):
+        groups = data.groups[mask] if data.groups is not None else None
+        out[t.name] = task_metrics(t.kind, t.metric_names, y, p, groups)
+    return out
 
 
 def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
@@ -71,6 +76,67 @@ def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: En
     built from the schema's). ``preds`` may be the model's or the schema tasks' true probabilities
     (derived outputs missing there are computed from their parts)."""
     return evaluate(model.output_tasks, model.complete(preds), model.with_derived(data))
+
+
+@dataclass
+class Scored:
+    """A split scored by a model: the predictions of every output, the rows' labels and masks
+    (without their inputs), and the ground truth's predictions where the rows carry it."""
+
+    preds: dict[str, np.ndarray]
+    rows: EncodedData
+    oracle: dict[str, np.ndarray] | None
+
+    def evaluate(self, model: MultiTaskModel) -> tuple[Metrics, Metrics | None]:
+        """The metrics, and the oracle's (None without ground truth)."""
+        metrics = evaluate_model(model, self.preds, self.rows)
+        return metrics, None if self.oracle is None else evaluate_model(model, self.oracle, self.rows)
+
+
+@dataclass
+class Folded:
+    """A split too large to hold its scores, evaluated chunk by chunk (``FoldedMetrics``)."""
+
+    metrics: Metrics
+    oracle: Metrics | None
+
+    def evaluate(self, model: MultiTaskModel) -> tuple[Metrics, Metrics | None]:
+        return self.metrics, self.oracle
+
+
+def score_split(
+    model: MultiTaskModel,
+    data: EncodedData,
+    batch_size: int = 8192,
+    table: pa.Table | None = None,
+    exact_rows: int = EXACT_METRIC_ROWS,
+) -> Scored | Folded:
+    """A split scored: ``data`` in memory (its raw rows in ``table``), or a stream read chunk by
+    chunk (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth
+    are held (a few numbers per row, not its inputs) up to ``exact_rows`` rows; past that, every
+    chunk is folded into bounded statistics and only the metrics come back."""
+    held: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, EncodedData]] = []
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="mtlrec-metrics-") as spill:
+        folded: FoldedMetrics | None = None
+        for chunk, raw in data.chunks():
+            source = raw if raw is not None else table
+            oracle = oracle_predictions(source, model.tasks) if source is not None else None
+            step = (predict(model, chunk, batch_size), oracle, chunk if raw is None else chunk.labels_only())
+            rows += len(chunk)
+            if folded is None and raw is not None and rows > exact_rows:
+                folded = FoldedMetrics(model, Path(spill))
+                for earlier in held:
+                    folded.update(*earlier)
+                held = []
+            if folded is not None:
+                folded.update(*step)
+            else:
+                held.append(step)
+        if folded is not None:
+            return Folded(*folded.result(rows))
+    truth = None if any(h[1] is None for h in held) else _concat([h[1] for h in held])  # type: ignore[misc]
+    return Scored(_concat([h[0] for h in held]), EncodedData.concat([h[2] for h in held]), truth)
 
 
 def evaluate_split(
@@ -81,38 +147,11 @@ def evaluate_split(
     exact_rows: int = EXACT_METRIC_ROWS,
 ) -> tuple[Metrics, Metrics | None]:
     """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
-    columns): ``data`` in memory (its raw rows in ``table``), or a stream read chunk by chunk
-    (``data.chunks()`` gives each chunk's raw rows). A stream's predictions, labels and ground truth
-    are gathered for exact metrics (a few numbers per row, not its inputs) up to ``exact_rows``
-    rows; past that, every chunk is folded into bounded statistics (``Folded``)."""
-    held: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, EncodedData]] = []
-    rows = 0
-    with tempfile.TemporaryDirectory(prefix="mtlrec-metrics-") as spill:
-        folded: Folded | None = None
-        for chunk, raw in data.chunks():
-            source = raw if raw is not None else table
-            oracle = oracle_predictions(source, model.tasks) if source is not None else None
-            step = (predict(model, chunk, batch_size), oracle, chunk if raw is None else chunk.labels_only())
-            rows += len(chunk)
-            if folded is None and raw is not None and rows > exact_rows:
-                folded = Folded(model, Path(spill))
-                for earlier in held:
-                    folded.update(*earlier)
-                held = []
-            if folded is not None:
-                folded.update(*step)
-            else:
-                held.append(step)
-        if folded is not None:
-            return folded.result(rows)
-    whole = EncodedData.concat([h[2] for h in held])
-    metrics = evaluate_model(model, _concat([h[0] for h in held]), whole)
-    if any(h[1] is None for h in held):
-        return metrics, None
-    return metrics, evaluate_model(model, _concat([h[1] for h in held]), whole)  # type: ignore[misc]
+    columns); see ``score_split``."""
+    return score_split(model, data, batch_size, table, exact_rows).evaluate(model)
 
 
-class Folded:
+class FoldedMetrics:
     """Every output's metrics (and the oracle's) folded chunk by chunk in bounded memory
     (metrics/bounded.py): exact but for AUC, which is binned within a bound logged at the end."""
 
@@ -131,8 +170,8 @@ class Folded:
         for which, scores in (("data", preds), ("oracle", oracle if self.has_oracle else None)):
             if scores is None:
                 continue
-            for t, y, p, groups in task_rows(self.model.output_tasks, self.model.complete(scores), rows):
-                self.acc[which][t.name].update(y, p, groups)
+            for t, y, p, mask in task_rows(self.model.output_tasks, self.model.complete(scores), rows):
+                self.acc[which][t.name].update(y, p, rows.groups[mask] if rows.groups is not None else None)
 
     def result(self, rows: int) -> tuple[Metrics, Metrics | None]:
         out = {which: {name: acc.result() for name, acc in accs.items()} for which, accs in self.acc.items()}
@@ -142,6 +181,20 @@ class Folded:
             "each AUC is within %.2g of the exact value; the other metrics are exact", rows, bound
         )
         return out["data"], out["oracle"] if self.has_oracle else None
+
+
+
+
+def diagnostics(model: MultiTaskModel, scored: Scored) -> dict[str, dict[str, Any]]:
+    """What the report plots of a scored split, per output: a binary one's reliability curve, a
+    regression one's residuals (``metrics/curves.py``); other kinds have none."""
+    out: dict[str, dict[str, Any]] = {}
+    for t, y, p, _ in task_rows(model.output_tasks, scored.preds, model.with_derived(scored.rows)):
+        if t.kind == "binary":
+            out[t.name] = {"kind": t.kind, "reliability": reliability(y, p)}
+        elif t.kind == "regression":
+            out[t.name] = {"kind": t.kind, "residuals": residuals(y, p)}
+    return out
 
 
 def evaluate_files(

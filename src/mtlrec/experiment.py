@@ -17,7 +17,9 @@ import yaml
 
 from mtlrec.artifacts import (
     COUNTS,
+    DIAGNOSTICS,
     LOCK,
+    REPORT,
     RUN_JSON,
     begin_run,
     complete_run,
@@ -35,7 +37,7 @@ from mtlrec.data.fingerprint import data_fingerprint
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.errors import ConfigError, RunError
-from mtlrec.evaluation import ORACLE_PREFIX, evaluate_split
+from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
 from mtlrec.train.callbacks import EarlyStopping, History, Progress
@@ -126,7 +128,8 @@ def clear_earlier_run(out: Path) -> None:
     fails to start leaves the earlier one whole."""
     if any(p.name != LOCK for p in out.iterdir()):
         begin_run(out)
-        for name in ("history.jsonl", "metrics.json", "model.safetensors", "weighting.safetensors", PARENT):
+        for name in ("history.jsonl", "metrics.json", DIAGNOSTICS, REPORT, "model.safetensors", "weighting.safetensors",
+                     PARENT):
             (out / name).unlink(missing_ok=True)
         prune(out, keep=0)
 
@@ -290,14 +293,17 @@ def _train_into(
         save_tensors(out / "weighting.safetensors", state)
 
     metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
-    oracle = {}
+    oracle, scored = {}, {}
     for split in ("valid", "test"):
         table = data.tables[split] if data.tables is not None else None
-        metrics[split], oracle[split] = evaluate_split(
+        scored[split] = score_split(
             model, data.encoded[split], cfg.train.eval_batch_size, table, cfg.train.exact_metric_rows
         )
+        metrics[split], oracle[split] = scored[split].evaluate(model)
     if all(o is not None for o in oracle.values()):
         metrics["oracle"] = oracle
+    if isinstance(scored["test"], Scored):  # the report's calibration and residuals (not of a folded split)
+        write_json(out / DIAGNOSTICS, {"test": diagnostics(model, scored["test"])})
     write_json(out / "metrics.json", metrics)
     prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
     (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on

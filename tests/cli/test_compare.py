@@ -98,8 +98,9 @@ def test_compare_end_to_end(capsys, tmp_path, tiny_config):
                             "--set", "train.progress=false", "--out", out)  # fmt: skip
     assert code == 0, err
     assert "[1/6] single_task + static, seed 0" in err and "[6/6] done" in err
-    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.md", "shared_bottom-mgda",
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.md", "report.html", "shared_bottom-mgda",
                                                      "shared_bottom-static", "single_task-static"]  # fmt: skip
+    assert f"report: {out / 'report.html'}" in stdout and '<section id="lift">' in (out / "report.html").read_text()
     assert (out / "shared_bottom-mgda" / "seed1" / "metrics.json").is_file()
     md = (out / "compare.md").read_text()
     assert md.splitlines()[0].startswith("| model ") and md.splitlines()[0] in stdout

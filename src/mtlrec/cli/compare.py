@@ -26,12 +26,14 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2"),
     out: Path = typer.Option(None, "--out", help="Where runs and tables go (default runs/compare-<config>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out directory."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html at the end."),
 ) -> None:
     """Train every model x weighting (and the single_task baseline) over several seeds; print and
     write (compare.md, compare.csv) each task's test metric, mean ± std over the seeds, with the
     lift over single-task; NT marks negative transfer (worse than single-task by more than the two
     standard deviations added)."""
     from mtlrec.artifacts import write_text
+    from mtlrec.cli.html_report import after_command
     from mtlrec.cli.table import HEADLINE, markdown
     from mtlrec.compare import check_names, grid, run_grid, summarize, table, write_csv
     from mtlrec.config import load_config
@@ -56,3 +58,4 @@ def run(
     write_text(out / "compare.md", f"{text}\n\n{legend}\n")
     write_csv(out / "compare.csv", cells)
     print(f"\n{text}\n\n{legend}\ntables: {out / 'compare.md'}, {out / 'compare.csv'}")
+    after_command(out, report)

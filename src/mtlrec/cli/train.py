@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from mtlrec.cli.html_report import after_command
 from mtlrec.cli.report import metrics_table
 
 NAME = "train"
@@ -23,6 +24,7 @@ def run(
         help="Warm start: begin from RUN's weights and optimizer state on CONFIG's data (new ids get new rows).",
     ),  # fmt: skip
     reset_optimizer: bool = typer.Option(False, "--reset-optimizer", help="With --init-from: fresh optimizer state."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
 ) -> None:
     """Train a multi-task model from a YAML config and write a run directory."""
     from mtlrec.config import load_config
@@ -39,3 +41,4 @@ def run(
                              reset_optimizer=reset_optimizer)  # fmt: skip
     print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
     print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")
+    after_command(out, report)
