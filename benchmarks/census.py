@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from mtlrec.cli.table import HEADLINE, markdown
+from mtlrec.cli.table import headline, markdown
 from mtlrec.compare import BASELINE, run_grid, summarize, table
 from mtlrec.config import load_config
 from mtlrec.errors import ConfigError
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     models, skipped = applicable(cfg, data, [m for m in args.models.split(",") if m])
     runs = [BASELINE] + [(m, w) for m in models if m != BASELINE[0] for w in args.weightings.split(",")]
     tasks, results = run_grid(cfg, runs, args.seeds, Path(args.out), log=log, data=data)
-    header, rows = table(summarize(tasks, results, HEADLINE))
+    header, rows = table(summarize(tasks, results, headline))
     minutes = (time.perf_counter() - start) / 60
 
     print(f"Census-Income, {args.config} {' '.join(args.overrides)}: test AUC, mean ± std over {args.seeds} "

@@ -153,6 +153,30 @@ def test_schema_rules_are_config_errors():
         parse_config({"data": {"split": {"method": "time"}}})
 
 
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ({"kind": "binary", "loss": "poisson"},
+         r"task 'y': loss 'poisson' does not fit a binary task \(it is for regression tasks\); expected one of bce"),
+        ({"kind": "multilabel", "n_classes": 3, "loss": "poisson"}, r"task 'y': loss 'poisson' does not fit a multilabel task \(it is for regression"),
+        ({"kind": "regression", "loss": "poisson", "transform": "log1p"}, r"task 'y': loss poisson .*remove transform"),
+        ({"kind": "binary", "metrics": ["wape"]}, r"task 'y': unknown binary metric\(s\) wape"),
+    ],
+)  # fmt: skip
+def test_poisson_is_a_loss_of_regression_tasks_only(task, message):
+    bad = {"features": SCHEMA["features"], "tasks": [{"name": "y", **task}]}
+    with pytest.raises(ConfigError, match=rf"schema.tasks.0: {message}"):
+        parse_config({"schema": bad})
+
+
+def test_count_metrics_are_a_poisson_tasks_defaults_and_any_regression_tasks_choice():
+    from mtlrec.spec import DEFAULT_METRICS, TaskSpec
+
+    assert TaskSpec("units", "regression", loss="poisson").metric_names == ("poisson_deviance", "wape", "rmse", "mae")
+    assert TaskSpec("revenue", "regression").metric_names == DEFAULT_METRICS["regression"] == ("mse", "rmse", "mae")
+    assert TaskSpec("revenue", "regression", metrics=("wape", "rmse")).metric_names == ("wape", "rmse")
+
+
 # -- files ---------------------------------------------------------------------------------------
 def test_malformed_yaml_names_the_file(tmp_path):
     path = write(tmp_path, "train:\n  epochs: [1, 2\n")

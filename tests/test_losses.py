@@ -20,6 +20,12 @@ def _bce(x: float, y: float) -> float:
     return -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
 
 
+def _poisson(log_rate: float, y: float) -> float:
+    """The unit deviance 2 (y log(y / mu) - y + mu) at mu = exp(log_rate)."""
+    mu = math.exp(log_rate)
+    return 2.0 * ((y * math.log(y / mu) if y > 0 else 0.0) - y + mu)
+
+
 def _huber(d: float) -> float:
     return 0.5 * d * d if abs(d) < 1.0 else abs(d) - 0.5
 
@@ -43,6 +49,8 @@ def hand(task: TaskSpec, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tens
             rows.append(_bce(x, t))
         elif task.loss_name == "huber":
             rows.append(_huber(x - t))
+        elif task.loss_name == "poisson":
+            rows.append(_poisson(x, t))
         else:
             rows.append((x - t) ** 2)
     return sum(rows) / len(rows) if rows else 0.0
@@ -52,6 +60,8 @@ def example(task: TaskSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     if task.kind == "binary":
         return torch.randn(B, generator=g) * 2, torch.randint(0, 2, (B,), generator=g).float()
+    if task.loss_name == "poisson":  # log rates; counts with zeros
+        return torch.randn(B, generator=g), torch.randint(0, 4, (B,), generator=g).float()
     if task.kind == "regression":  # differences both below and above huber's delta of 1
         return torch.randn(B, generator=g) * 2, torch.randn(B, generator=g) * 2
     if task.kind == "multiclass":
@@ -63,6 +73,7 @@ TASKS = [
     TaskSpec("click", "binary"),
     TaskSpec("value", "regression"),
     TaskSpec("value_huber", "regression", loss="huber"),
+    TaskSpec("units", "regression", loss="poisson"),
     TaskSpec("segment", "multiclass", n_classes=K),
     TaskSpec("interests", "multilabel", n_classes=K),
 ]
@@ -139,6 +150,19 @@ def test_predictions_per_kind():
     assert torch.allclose(to_predictions(TaskSpec("i", "multilabel", n_classes=K), m), torch.sigmoid(m))
 
 
+def test_poisson_loss_is_zero_at_a_perfect_fit_and_its_gradient_is_twice_mu_minus_y():
+    task = TaskSpec("units", "regression", loss="poisson")
+    y = torch.tensor([0.0, 1.0, 2.5, 7.0])  # a zero count; non-integer counts (kg) are allowed
+    fit = torch.log(y.clamp_min(1e-30)).requires_grad_(True)  # mu = y (mu -> 0 where y = 0)
+    assert masked_loss(task, fit, y, torch.ones(4, dtype=torch.bool)).item() == pytest.approx(0.0, abs=1e-6)
+    log_rate = torch.tensor([0.3, -1.0, 1.0, 2.0], requires_grad=True)
+    masked_loss(task, log_rate, y, torch.ones(4, dtype=torch.bool)).backward()
+    assert torch.allclose(log_rate.grad, 2.0 * (log_rate.detach().exp() - y) / 4)  # the mean over 4 rows
+    assert to_predictions(task, torch.log(y[1:])).tolist() == pytest.approx(y[1:].tolist())  # expected counts
+    # the encoder divides counts by their train mean m: target (0, m); predictions come back as counts
+    assert to_predictions(task, torch.zeros(2), (0.0, 3.5)).tolist() == [3.5, 3.5]
+
+
 @pytest.mark.parametrize("task", TASKS, ids=IDS)
 def test_bfloat16_autocast_counts_and_sums_rows_in_float32(task):
     """Under ``precision: bfloat16`` the logits are bf16; the mean must still divide by the exact
@@ -163,6 +187,8 @@ def test_bfloat16_autocast_counts_and_sums_rows_in_float32(task):
 def example_labels(task: TaskSpec, n: int, g: torch.Generator) -> torch.Tensor:
     if task.kind == "binary":
         return torch.randint(0, 2, (n,), generator=g).float()
+    if task.loss_name == "poisson":
+        return torch.randint(0, 4, (n,), generator=g).float()
     if task.kind == "regression":
         return torch.randn(n, generator=g)
     if task.kind == "multiclass":

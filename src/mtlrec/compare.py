@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from mtlrec.config import ExperimentConfig
 from mtlrec.metrics import METRIC_MODE
@@ -113,13 +113,13 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(tasks: Sequence[TaskSpec], results: Results, headline: Mapping[str, str]) -> list[Cell]:
-    """``headline``: the metric to compare per task kind (e.g. binary -> auc)."""
+def summarize(tasks: Sequence[TaskSpec], results: Results, headline: Callable[[TaskSpec], str]) -> list[Cell]:
+    """``headline``: the metric to compare of each task (e.g. auc of a binary task)."""
     cells = []
     base = results[BASELINE]
     for (model, weighting), runs in results.items():
         for task in tasks:
-            metric = headline[task.kind]
+            metric = headline(task)
             values = tuple(r["test"][task.name][metric] for r in runs)
             mean, std = _spread(values)
             b_mean, b_std = _spread([r["test"][task.name][metric] for r in base])

@@ -18,7 +18,7 @@ DEFAULT_LOSS: dict[str, str] = {
 }
 LOSSES: dict[str, tuple[str, ...]] = {
     "binary": ("bce",),
-    "regression": ("mse", "huber"),
+    "regression": ("mse", "huber", "poisson"),
     "multiclass": ("cross_entropy",),
     "multilabel": ("bce",),
 }
@@ -28,6 +28,12 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "multiclass": ("accuracy", "macro_f1", "logloss"),
     "multilabel": ("micro_auc", "macro_auc", "micro_f1", "macro_f1"),
 }
+# every metric a task of each kind may name: the defaults, and metrics of count targets
+METRIC_NAMES: dict[str, tuple[str, ...]] = {
+    **DEFAULT_METRICS,
+    "regression": (*DEFAULT_METRICS["regression"], "poisson_deviance", "wape"),
+}
+POISSON_METRICS = ("poisson_deviance", "wape", "rmse", "mae")  # the defaults of a task with loss: poisson
 _FORBID = {"extra": "forbid"}
 
 
@@ -76,6 +82,8 @@ class TaskSpec:
     see rows where that label is 1 (e.g. purchase ``where: click`` is the post-click conversion rate).
     ``weight`` is the task's fixed loss weight (lambda). Regression labels may be trained on
     ``log1p`` scale; predictions are returned on the original scale.
+    ``loss: poisson`` (regression only) is for counts (units sold, visits): labels must be >= 0, the
+    model's output is a log rate (log link) and predictions are expected counts.
     """
 
     __pydantic_config__ = _FORBID
@@ -97,18 +105,25 @@ class TaskSpec:
         if not multi and self.n_classes is not None:
             raise ValueError(f"task '{self.name}': n_classes is only for multiclass/multilabel tasks")
         if self.loss is not None and self.loss not in LOSSES[self.kind]:
+            fits = [kind for kind, names in LOSSES.items() if self.loss in names]
+            hint = f" (it is for {' and '.join(fits)} tasks)" if fits else ""
             raise ValueError(
-                f"task '{self.name}': loss '{self.loss}' does not fit a {self.kind} task; "
+                f"task '{self.name}': loss '{self.loss}' does not fit a {self.kind} task{hint}; "
                 f"expected one of {', '.join(LOSSES[self.kind])}"
             )
-        unknown = [m for m in self.metrics if m not in DEFAULT_METRICS[self.kind]]
+        unknown = [m for m in self.metrics if m not in METRIC_NAMES[self.kind]]
         if unknown:
             raise ValueError(
                 f"task '{self.name}': unknown {self.kind} metric(s) {', '.join(unknown)}; "
-                f"expected some of {', '.join(DEFAULT_METRICS[self.kind])}"
+                f"expected some of {', '.join(METRIC_NAMES[self.kind])}"
             )
         if self.transform != "none" and self.kind != "regression":
             raise ValueError(f"task '{self.name}': transform is only for regression tasks")
+        if self.loss == "poisson" and self.transform != "none":
+            raise ValueError(
+                f"task '{self.name}': loss poisson models the counts themselves (its log link plays the "
+                f"part of log1p); remove transform: {self.transform}"
+            )
         if self.weight < 0:
             raise ValueError(f"task '{self.name}': weight must be >= 0, got {self.weight}")
 
@@ -126,7 +141,9 @@ class TaskSpec:
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        return self.metrics or DEFAULT_METRICS[self.kind]
+        if self.metrics:
+            return self.metrics
+        return POISSON_METRICS if self.loss == "poisson" else DEFAULT_METRICS[self.kind]
 
 
 @dataclass(frozen=True)

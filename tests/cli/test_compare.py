@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from mtlrec.cli.main import main
+from mtlrec.cli.table import headline
 from mtlrec.compare import BASELINE, grid, summarize, table
 from mtlrec.spec import TaskSpec
 from mtlrec.weighting import WEIGHTINGS
 
 TASKS = [TaskSpec("click", "binary"), TaskSpec("value", "regression")]
-HEADLINE = {"binary": "auc", "regression": "rmse"}
 
 
 def cli(capsys, *args):
@@ -42,7 +42,7 @@ def test_summary_mean_spread_lift_and_negative_transfer():
         ("shared_bottom", "static"): runs((0.74, 11.0), (0.75, 12.0), (0.73, 13.0)),  # auc better; rmse worse by 2 > 1
         ("shared_bottom", "pcgrad"): runs((0.69, 9.0), (0.71, 10.0), (0.70, 11.0)),  # within the spread
     }
-    cells = {(c.model, c.weighting, c.task): c for c in summarize(TASKS, results, HEADLINE)}
+    cells = {(c.model, c.weighting, c.task): c for c in summarize(TASKS, results, headline)}
     base = cells[(*BASELINE, "click")]
     assert base.mean == pytest.approx(0.71) and base.std == pytest.approx(0.01) and base.lift == 0
     assert not base.negative_transfer
@@ -64,7 +64,7 @@ def test_summary_mean_spread_lift_and_negative_transfer():
 
 def test_undefined_metrics_are_not_flagged():
     results = {BASELINE: runs((0.7, 1.0)), ("shared_bottom", "static"): runs((None, 1.0))}
-    cell = [c for c in summarize(TASKS, results, HEADLINE) if c.model == "shared_bottom"][0]
+    cell = [c for c in summarize(TASKS, results, headline) if c.model == "shared_bottom"][0]
     assert math.isnan(cell.mean) and not cell.negative_transfer
 
 

@@ -224,10 +224,12 @@ def label_encoder(task: TaskSpec, where: str | None = None) -> Encoder:
         (TaskSpec("y", "regression"), [1.0, 2.0, 0.5, float("-inf")], 4, "-inf"),
         (TaskSpec("y", "regression"), [1.0, None, 2.0, 0.5], 2, "a missing value"),
         (TaskSpec("y", "regression", transform="log1p"), [1.0, 0.0, 2.0, -1.0], 4, "-1"),
+        (TaskSpec("y", "regression", loss="poisson"), [1.0, 0.0, -2.0, 3.0], 3, "-2"),
+        (TaskSpec("y", "regression", loss="poisson"), [1.0, 0.0, 2.0, float("inf")], 4, "inf"),
     ],
     ids=["binary-2", "binary-null", "binary-half", "multiclass-n", "multiclass-neg", "multiclass-frac",
          "multilabel-range", "multilabel-text", "regression-nan", "regression-inf", "regression-null",
-         "log1p-minus-one"],
+         "log1p-minus-one", "poisson-negative", "poisson-inf"],
 )  # fmt: skip
 def test_labels_outside_the_domain_name_column_row_and_value(task, values, row, got):
     """The value as the user wrote it (2, not np.float64(2.0)); a multilabel row counted as a row,
@@ -272,6 +274,25 @@ def test_label_values_are_encoded_per_kind():
     assert out.labels["l"].tolist() == [[1, 0, 1], [0, 0, 0]]
     np.testing.assert_allclose(out.labels["r"].numpy(), np.log1p([0.0, 3.0]), rtol=1e-6)
     assert all(m.all() for m in out.masks.values())
+
+
+def test_poisson_counts_are_divided_by_their_train_mean_and_decoded_back():
+    """A poisson task's counts stay counts: divided by the train mean over its sample space (no
+    shift), so 0 stays 0; the error names what a count must be."""
+    task = TaskSpec("y", "regression", loss="poisson", where="click")
+    enc = label_encoder(task, where="click")
+    train = pa.table({"f": [1.0, 2.0, 3.0, 4.0], "click": [1, 1, 0, 1], "y": [0.0, 2.0, -9.0, 4.0]})
+    enc = Encoder(enc.schema).fit(train)
+    assert enc.targets_["y"] == (0.0, 2.0)  # the mean of 0, 2, 4 (the row outside the space is not a count)
+    out = enc.transform(train)
+    assert out.labels["y"].tolist() == [0.0, 1.0, 0.0, 2.0]
+    from mtlrec.evaluation import true_labels
+
+    assert true_labels(task, out).tolist() == [0.0, 2.0, 0.0, 4.0]
+    with pytest.raises(DataError, match=r"^column 'y' in sales.csv row 2: expected a count >= 0 \(loss poisson\), got -1$"):
+        enc.transform(pa.table({"f": [1.0, 2.0], "click": [1, 1], "y": [1, -1]}), where="sales.csv")
+    none_sold = Encoder(enc.schema).fit(pa.table({"f": [1.0, 2.0], "click": [1, 1], "y": [0.0, 0.0]}))
+    assert none_sold.targets_["y"] == (0.0, 1.0)  # nothing to scale by: counts as they are
 
 
 @pytest.mark.parametrize(

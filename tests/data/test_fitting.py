@@ -58,9 +58,10 @@ def test_missing_values_fill_and_flag_as_in_fit():
     schema = Schema(
         features=(FeatureSpec("x", "numeric", transform="log1p"), FeatureSpec("y", "numeric", fill=-1.0,
                                                                             missing_indicator=True)),
-        tasks=(TaskSpec("v", "regression", transform="log1p"),),
+        tasks=(TaskSpec("v", "regression", transform="log1p"), TaskSpec("n", "regression", loss="poisson")),
     )  # fmt: skip
-    table = pa.table({"x": [1.0, None, 3.0, None, 10.0, 2.0], "y": [1.0, 2, 3, 4, 5, 6], "v": [0.0, 1, 2, 3, 4, 5]})
+    table = pa.table({"x": [1.0, None, 3.0, None, 10.0, 2.0], "y": [1.0, 2, 3, 4, 5, 6], "v": [0.0, 1, 2, 3, 4, 5],
+                      "n": [0, 0, 2, 1, 0, 5]})  # fmt: skip
     whole = Encoder(schema).fit(table)
     fit = EncoderFit(schema)
     for a in range(0, 6, 4):
@@ -70,6 +71,8 @@ def test_missing_values_fill_and_flag_as_in_fit():
         assert streamed.numeric_[name] == pytest.approx(whole.numeric_[name], rel=1e-12)
     assert streamed.numeric_["x"]["indicator"] and streamed.numeric_["y"]["indicator"]
     assert streamed.targets_["v"] == pytest.approx(whole.targets_["v"], rel=1e-12)
+    assert streamed.targets_["n"] == pytest.approx(whole.targets_["n"], rel=1e-12)
+    assert whole.targets_["n"] == pytest.approx((0.0, 8 / 6), rel=1e-12)  # counts over their mean, not shifted
     with pytest.raises(DataError, match="feature 'x': column 'x' has no values in the train split"):
         EncoderFit(schema).update(pa.table({"x": pa.array([None, None], pa.float64()), "y": [1.0, 2.0],
-                                            "v": [1.0, 2.0]})).finish()  # fmt: skip
+                                            "v": [1.0, 2.0], "n": [1, 2]})).finish()  # fmt: skip

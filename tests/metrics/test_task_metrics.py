@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from mtlrec.metrics import METRIC_MODE, binary, task_metrics
-from mtlrec.spec import DEFAULT_METRICS
+from mtlrec.spec import METRIC_NAMES
 
 RNG = np.random.default_rng(0)
 N, K = 200, 4
 DATA = {
     "binary": (RNG.integers(0, 2, N), RNG.random(N)),
-    "regression": (RNG.normal(size=N), RNG.normal(size=N)),
+    "regression": (RNG.poisson(3.0, N).astype(float), RNG.gamma(3.0, 1.0, N)),  # counts: every metric defined
     "multiclass": (RNG.integers(0, K, N), RNG.dirichlet(np.ones(K), size=N)),
     "multilabel": (RNG.integers(0, 2, (N, K)), RNG.random((N, K))),
 }
@@ -26,10 +26,10 @@ EMPTY = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(DEFAULT_METRICS))
+@pytest.mark.parametrize("kind", sorted(METRIC_NAMES))
 def test_returns_exactly_the_requested_names_as_floats(kind):
     y, p = DATA[kind]
-    names = DEFAULT_METRICS[kind]
+    names = METRIC_NAMES[kind]
     out = task_metrics(kind, names, y, p, groups=np.arange(N) % 10)
     assert list(out) == list(names)
     assert all(type(v) is float for v in out.values())
@@ -38,11 +38,11 @@ def test_returns_exactly_the_requested_names_as_floats(kind):
     assert list(task_metrics(kind, subset, y, p)) == list(subset)
 
 
-@pytest.mark.parametrize("kind", sorted(DEFAULT_METRICS))
+@pytest.mark.parametrize("kind", sorted(METRIC_NAMES))
 def test_empty_input_gives_nan_everywhere(kind):
     y, p = EMPTY[kind]
-    out = task_metrics(kind, DEFAULT_METRICS[kind], y, p, groups=np.zeros(0))
-    assert set(out) == set(DEFAULT_METRICS[kind])
+    out = task_metrics(kind, METRIC_NAMES[kind], y, p, groups=np.zeros(0))
+    assert set(out) == set(METRIC_NAMES[kind])
     assert all(math.isnan(v) for v in out.values())
 
 
@@ -64,8 +64,9 @@ def test_unknown_kind_or_metric_raises():
 
 
 def test_metric_mode_covers_every_metric():
-    names = {n for kind_names in DEFAULT_METRICS.values() for n in kind_names}
+    names = {n for kind_names in METRIC_NAMES.values() for n in kind_names}
     assert set(METRIC_MODE) == names
     assert set(METRIC_MODE.values()) == {"max", "min", "target1"}
-    assert [n for n, m in METRIC_MODE.items() if m == "min"] == ["logloss", "mse", "rmse", "mae"]
+    minimised = ["logloss", "mse", "rmse", "mae", "poisson_deviance", "wape"]
+    assert [n for n, m in METRIC_MODE.items() if m == "min"] == minimised
     assert METRIC_MODE["calibration"] == "target1"

@@ -34,7 +34,7 @@ def run(
     standard deviations added)."""
     from mtlrec.artifacts import write_text
     from mtlrec.cli.html_report import after_command
-    from mtlrec.cli.table import HEADLINE, markdown
+    from mtlrec.cli.table import headline, markdown
     from mtlrec.compare import check_names, grid, run_grid, summarize, table, write_csv
     from mtlrec.config import load_config
     from mtlrec.errors import ConfigError, RunError
@@ -50,7 +50,7 @@ def run(
     runs = grid(model_names, weighting_names)
     print(f"{len(runs)} configurations x {seeds} seeds = {len(runs) * seeds} runs into {out}/", file=sys.stderr)
     tasks, results = run_grid(cfg, runs, seeds, out, log=lambda line: print(line, file=sys.stderr, flush=True))
-    cells = summarize(tasks, results, HEADLINE)
+    cells = summarize(tasks, results, headline)
     header, rows = table(cells)
     text = markdown(header, rows)
     legend = (f"Test metric, mean ± std over {seeds} seed(s); (lift over single_task); NT: negative transfer "

@@ -18,7 +18,7 @@ def run(
 ) -> None:
     """Simulate a shop, train shared_bottom, MMoE, PLE and the single_task baseline, print test metrics
     next to the oracle (the best achievable, from the simulator's true probabilities)."""
-    from mtlrec.cli.table import HEADLINE, markdown
+    from mtlrec.cli.table import headline, markdown
     from mtlrec.config import ExperimentConfig
     from mtlrec.errors import ConfigError
     from mtlrec.experiment import prepare, run_experiment
@@ -42,7 +42,7 @@ def run(
     oracle = results[MODELS[0]]["oracle"]["test"]
     rows_out = []
     for task in data.schema.tasks:
-        metric = HEADLINE[task.kind]
+        metric = headline(task)
         rows_out.append([task.name, metric, *(results[m]["test"][task.name][metric] for m in MODELS),
                          oracle[task.name][metric]])
     print()

@@ -15,7 +15,7 @@ def run(
     """Summarise a run: model and hyperparameters, per-epoch validation, test metrics against the
     oracle, and for gated models (omoe, mmoe, ple) which experts each task's gate uses."""
     from mtlrec.artifacts import read_history, read_json
-    from mtlrec.cli.table import HEADLINE, markdown
+    from mtlrec.cli.table import headline, markdown
     from mtlrec.errors import RunError
     from mtlrec.hyper import keyword_parameters
     from mtlrec.models import COMMON
@@ -40,17 +40,17 @@ def run(
         print("derived outputs: " + ", ".join(f"{d.spec.name} = P({' and '.join(d.of)})" for d in model.derived))
 
     outputs = model.output_tasks
-    headline = {t.name: HEADLINE[t.kind] for t in outputs}
+    shown = {t.name: headline(t) for t in outputs}
     if history:
         best = metrics.get("best_epoch")
         rows = [[f"{r['epoch']}{' *' if r['epoch'] == best else ''}", r.get("seconds"),
-                 *(r["valid"].get(t, {}).get(m) for t, m in headline.items())] for r in history]  # fmt: skip
+                 *(r["valid"].get(t, {}).get(m) for t, m in shown.items())] for r in history]  # fmt: skip
         print(f"\nvalidation by epoch (* best, by {metrics.get('monitor', 'the monitor')})")
-        print(markdown(["epoch", "seconds", *(f"{t} {m}" for t, m in headline.items())], rows))
+        print(markdown(["epoch", "seconds", *(f"{t} {m}" for t, m in shown.items())], rows))
     if "test" in metrics:
         oracle = metrics.get("oracle", {}).get("test")
         rows = [[t, m, metrics["test"].get(t, {}).get(m), *([oracle.get(t, {}).get(m)] if oracle else [])]
-                for t, m in headline.items()]  # fmt: skip
+                for t, m in shown.items()]  # fmt: skip
         print("\ntest")
         print(markdown(["output", "metric", "value", *(["oracle"] if oracle else [])], rows))
 

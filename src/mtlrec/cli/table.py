@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from mtlrec.spec import TaskSpec
+
 
 def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
@@ -21,3 +23,10 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 HEADLINE = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy", "multilabel": "micro_auc"}
+
+
+def headline(task: TaskSpec) -> str:
+    """The metric a table shows for ``task``: its kind's (``HEADLINE``), or poisson_deviance for a
+    task with loss poisson; the task's first metric when it does not report that one."""
+    metric = "poisson_deviance" if task.loss_name == "poisson" else HEADLINE[task.kind]
+    return metric if metric in task.metric_names else task.metric_names[0]

@@ -63,6 +63,17 @@ def regression_labels(schema: Schema, table: pa.Table, where: Where) -> Iterator
         yield t, Encoder.label_values(table[t.source], t, mask, where)[mask].astype(np.float64)
 
 
+def target_scale(task: TaskSpec, n: int, mean: float, std: float) -> tuple[float, float]:
+    """(shift, scale) of a regression task's label, from ``n`` train labels of this ``mean`` and
+    ``std``; the model learns (label - shift) / scale. Standardised (mean, std), so that every
+    label's scale is the same; a poisson task's counts are only divided by their mean (0, mean),
+    which keeps them counts (>= 0, 0 where 0) and makes the model's output log(rate / mean): a
+    model whose output starts near 0 starts near the mean rate. A zero spread or mean gives 1."""
+    if task.loss_name == "poisson":
+        return 0.0, mean if n and mean > 0 else 1.0
+    return (mean if n else 0.0), (std if n and std > 0 else 1.0)
+
+
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
@@ -105,8 +116,8 @@ class Encoder:
         """Mean and std of each regression label (after its transform) over its sample space, so the
         model learns standardised targets whatever their scale."""
         for t, y in regression_labels(self.schema, table, where):
-            std = float(y.std()) if len(y) else 1.0
-            self.targets_[t.name] = (float(y.mean()) if len(y) else 0.0, std if std > 0 else 1.0)
+            moments = (float(y.mean()), float(y.std())) if len(y) else (0.0, 0.0)
+            self.targets_[t.name] = target_scale(t, len(y), *moments)
 
     @staticmethod
     def _fit_numeric(x: np.ndarray, f: FeatureSpec) -> dict[str, float | bool]:
@@ -272,9 +283,13 @@ class Encoder:
             return out
         y = np.where(mask, as_float(col, name, where), 0.0)
         low = -1.0 if t.transform == "log1p" else -np.inf
-        bad = np.flatnonzero(~(np.isfinite(y) & (y > low)))
+        ok = np.isfinite(y) & (y > low)
+        if t.loss_name == "poisson":
+            ok &= y >= 0
+        bad = np.flatnonzero(~ok)
         if len(bad):
             expected = "a number > -1 (log1p target)" if t.transform == "log1p" else "a finite number"
+            expected = "a count >= 0 (loss poisson)" if t.loss_name == "poisson" else expected
             raise bad_value(where, name, int(bad[0]), expected, number_at(col, y, int(bad[0])))
         return (np.log1p(y) if t.transform == "log1p" else y).astype(np.float32)
 

@@ -23,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from mtlrec.data.columns import Where, require_columns
-from mtlrec.data.encode import Encoder, feature_numbers, feature_values, regression_labels, signed_log1p
+from mtlrec.data.encode import (
+    Encoder, feature_numbers, feature_values, regression_labels, signed_log1p, target_scale,
+)  # fmt: skip
 from mtlrec.data.vocab import add_counts, value_counts, vocabulary
 from mtlrec.errors import DataError
 from mtlrec.spec import FeatureSpec, Schema
@@ -115,7 +117,7 @@ class EncoderFit:
                 enc.numeric_[f.name] = self._numeric(f)
         for name, m in self.targets.items():
             if m.n:
-                enc.targets_[name] = (m.mean, m.std if m.std > 0 else 1.0)
+                enc.targets_[name] = target_scale(self.schema.task(name), m.n, m.mean, m.std)
         return enc
 
     def _numeric(self, f: FeatureSpec) -> dict[str, float | bool]:

@@ -1,6 +1,6 @@
 """Evaluation metrics as pure numpy functions, one module per task kind.
 
-``task_metrics`` computes the metrics named in a task's spec (see ``spec.DEFAULT_METRICS``);
+``task_metrics`` computes the metrics named in a task's spec (see ``spec.METRIC_NAMES``);
 ``METRIC_MODE`` says which direction of each metric is better: 'max', 'min', or 'target1'
 (closer to 1 is better, for calibration).
 """
@@ -52,6 +52,8 @@ METRICS: dict[str, dict[str, Metric]] = {
         "mse": _ungrouped(regression.mse),
         "rmse": _ungrouped(regression.rmse),
         "mae": _ungrouped(regression.mae),
+        "poisson_deviance": _ungrouped(regression.poisson_deviance),
+        "wape": _ungrouped(regression.wape),
     },
     "multiclass": {
         "accuracy": _ungrouped(multiclass.accuracy),
@@ -78,6 +80,8 @@ METRIC_MODE: dict[str, str] = {
     "mse": "min",
     "rmse": "min",
     "mae": "min",
+    "poisson_deviance": "min",
+    "wape": "min",
     "macro_f1": "max",
     "micro_auc": "max",
     "macro_auc": "max",

@@ -76,6 +76,8 @@ def _labels(task: TaskSpec, rows: int, generator: torch.Generator) -> Tensor:
         return torch.randint(0, 2, (rows, task.out_dim), generator=generator).float()
     if task.kind == "binary":
         return torch.randint(0, 2, (rows,), generator=generator).float()
+    if task.loss_name == "poisson":  # counts: a negative one has no deviance
+        return torch.randint(0, 5, (rows,), generator=generator).float()
     return torch.randn(rows, generator=generator)
 
 
