@@ -294,3 +294,20 @@ def test_cli_days_wants_a_directory(capsys, tmp_path):
         code, _, err = cli(capsys, "simulate", "--days", 2, "--rows", 100, "--out", out)
         assert code == 2 and "directory" in err and err.count("\n") == 1, err
     assert existing.read_bytes() == b"x" and not (tmp_path / "new.csv").exists()
+
+
+def test_each_days_catalogue_is_the_items_on_sale_as_their_impressions_show_them(drifting):
+    """The catalogue (what the sales table lists per day) holds every item shown that day, with the
+    category, brand, price and rating of its impressions, and nothing that left the shop."""
+    for day in drifting:
+        cat = day.catalogue
+        assert cat.num_rows == day.items_on_sale == len(set(cat["item_id"].to_pylist()))
+        index = {i: k for k, i in enumerate(cat["item_id"].to_pylist())}
+        shown = col(day.table, "item_id")
+        assert set(shown) <= set(index)
+        rows = np.array([index[i] for i in shown])
+        for name in ("category", "brand", "price"):
+            np.testing.assert_array_equal(col(cat, name)[rows], col(day.table, name), err_msg=name)
+        np.testing.assert_array_equal(col(cat, "item_rating")[rows], col(day.table, "item_rating"))  # NaN = NaN
+    gone = set(drifting[0].catalogue["item_id"].to_pylist()) - set(drifting[-1].catalogue["item_id"].to_pylist())
+    assert gone and not gone & set(col(drifting[-1].table, "item_id"))

@@ -39,11 +39,17 @@ def run(
     part_rows: int = typer.Option(
         PART_ROWS, "--part-rows", help="With --out a directory: rows per Parquet file (row groups of 65,536)."
     ),
+    sales_out: Path = typer.Option(
+        None, "--sales-out",
+        help="With --days N (N > 7): also write the item x day sales table (.parquet or .csv): units and revenue "
+        "per item on sale per day from day 8 on, with lags of units, clicks and views from earlier days only and "
+        "the expected units (oracle_units); see mtlrec.data.sales.",
+    ),
 ) -> None:
     """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file,
     or, with --days, one file per day from one shop that changes."""
     if days is None:
-        for option, value in (("--drift", drift), ("--churn", churn)):
+        for option, value in (("--drift", drift), ("--churn", churn), ("--sales-out", sales_out)):
             if value is not None:
                 raise ConfigError(f"{option} applies only with --days (one file per day from a shop that changes)")
         if out.is_dir() or not out.suffix:
@@ -51,7 +57,8 @@ def run(
         else:
             _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed)
     else:
-        _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn)
+        _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn,
+              sales_out)  # fmt: skip
 
 
 def _one_file(out: Path, rows: int, users: int, items: int, correlation: float, seed: int) -> None:
@@ -90,9 +97,12 @@ def _parts(out: Path, rows: int, part_rows: int, users: int, items: int, correla
 
 def _days(
     out: Path, days: int, rows: int, users: int, items: int, correlation: float, seed: int,
-    drift: float | None, churn: float | None,
+    drift: float | None, churn: float | None, sales_out: Path | None = None,
 ) -> None:  # fmt: skip
+    import pyarrow as pa
+
     from mtlrec.data.readers import write_table
+    from mtlrec.data.sales import HISTORY, SalesDays
     from mtlrec.data.shop_days import CHURN, DRIFT, MAX_DRIFT, simulate_days
 
     drift = DRIFT if drift is None else drift
@@ -107,6 +117,11 @@ def _days(
         raise ConfigError(f"--out {out}: a file; with --days, --out is a directory for one file per day")
     if out.suffix.lower() in (".parquet", ".pq", ".csv"):
         raise ConfigError(f"--out {out}: with --days, --out is a directory (day-01.parquet, ... go in it)")
+    if sales_out is not None and days <= HISTORY:
+        raise ConfigError(f"--sales-out: needs --days > {HISTORY} (rows start on day {HISTORY + 1}: each needs "
+                          f"{HISTORY} earlier days of history), got --days {days}")  # fmt: skip
+    if sales_out is not None and sales_out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise ConfigError(f"--sales-out {sales_out}: expected a .parquet or .csv file")
     try:
         shop = simulate_days(
             days=days, rows=rows, users=users, items=items, correlation=correlation, drift=drift, churn=churn,
@@ -117,6 +132,7 @@ def _days(
 
     width = max(2, len(str(days)))
     total = 0
+    sales, sold = SalesDays(), []
     for day in shop:
         path = out / f"day-{day.day:0{width}d}.parquet"
         write_table(day.table, path)
@@ -125,5 +141,11 @@ def _days(
             f"{path}: {day.table.num_rows:,} impressions, {day.items_on_sale:,} items on sale "
             f"(+{day.new_items:,} new, -{day.left_items:,} gone), +{day.new_brands} brands"
         )
+        rows = sales.add(day) if sales_out is not None else None
+        sold += [rows] if rows is not None else []
     print(f"wrote {days} days ({total:,} impressions, drift {drift:g}, churn {churn:g}) to {out}")
+    if sales_out is not None:
+        table = pa.concat_tables(sold)
+        write_table(table, sales_out)
+        print(f"wrote {table.num_rows:,} item-days (days {HISTORY + 1}-{days}) to {sales_out}")
 

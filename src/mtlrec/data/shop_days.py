@@ -74,7 +74,7 @@ import pyarrow as pa
 
 from mtlrec.data.synthetic import (
     ACTIVITY, PRICE_SENSITIVITY, PRICE_SPREAD, SEGMENT_PRIOR, SEGMENTS, SENSITIVITY_SPREAD, START_TS,
-    _RowSampler, _category_index, _check, _concentration, _impressions, _interest_probs, _items,
+    _as_arrow, _RowSampler, _category_index, _check, _concentration, _impressions, _interest_probs, _items,
     _list_items, _request_times, _users,
 )  # fmt: skip
 
@@ -97,6 +97,7 @@ class ShopDay:
     left_items: int  # items no longer on sale from this day
     new_brands: int  # brands launched this day
     items_on_sale: int  # the catalogue the day's pages are drawn from
+    catalogue: pa.Table | None = None  # the items on sale: item_id, category, brand, price, item_rating
 
 
 def simulate_days(
@@ -145,7 +146,7 @@ def _days(
             shop.logs, shop.users_today(), shop.items_today(), shop.popularity, request_user, user_ids, ts,
             rows=rows, page_size=page_size, correlation=correlation, first_request=(day - 1) * n_requests,
         )  # fmt: skip
-        yield ShopDay(day, table, new_items, left_items, new_brands, int(shop.on_sale.sum()))
+        yield ShopDay(day, table, new_items, left_items, new_brands, int(shop.on_sale.sum()), shop.catalogue())
 
 
 class _Shop:
@@ -212,6 +213,13 @@ class _Shop:
         self.item = {key: np.concatenate([self.item[key], new[key]]) for key in _ITEM_KEYS}
         self.on_sale = np.concatenate([self.on_sale, np.ones(n_new, bool)])
         return n_new, n_new, n_brands
+
+    def catalogue(self) -> pa.Table:
+        """The items on sale, by id, with the attributes their impressions show (no random draws)."""
+        ids = np.flatnonzero(self.on_sale)
+        return pa.table({"item_id": _as_arrow(ids), "category": _as_arrow(self.item["category"][ids]),
+                         "brand": _as_arrow(self.item["brand"][ids]), "price": self.item["price"][ids],
+                         "item_rating": _as_arrow(self.item["rating"][ids])})  # fmt: skip
 
     def users_today(self) -> dict:
         """Every user as ``synthetic._users`` describes them, with today's interests and sensitivity."""
