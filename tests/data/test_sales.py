@@ -172,3 +172,24 @@ def test_the_cli_writes_the_table_beside_the_day_logs(tmp_path, capsys):
         rest = bad if "--sales-out" in bad else [*bad, "--sales-out", str(tmp_path / "s.parquet")]
         assert main(["simulate", "--rows", "100", "--users", "50", "--items", "30", *out, *rest]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_configs_sales_yaml_trains_on_the_table(tmp_path, capsys):
+    """configs/sales.yaml as shipped (its data path and epochs overridden): units with loss poisson and
+    revenue, metrics next to the oracle, split by day (the test split: the last days)."""
+    import json
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "sales.yaml"
+    sales = tmp_path / "sales.parquet"
+    assert main(["simulate", "--days", "12", "--rows", "4000", "--users", "500", "--items", "100", "--seed", "1",
+                 "--out", str(tmp_path / "days"), "--sales-out", str(sales)]) == 0  # fmt: skip
+    args = ["train", str(config), "--set", f"data.path={sales}", "--set", "train.epochs=2", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["monitor"] == "units.poisson_deviance"
+    for name in ("test", "oracle"):
+        got = metrics[name]["test"] if name == "oracle" else metrics["test"]
+        assert set(got["units"]) == {"poisson_deviance", "wape", "rmse", "mae"} and set(got["revenue"]) == {"rmse", "wape", "mae"}
+    assert metrics["oracle"]["test"]["units"]["poisson_deviance"] < metrics["test"]["units"]["poisson_deviance"]
+    assert "units" in capsys.readouterr().out
