@@ -94,9 +94,21 @@ def test_evaluate_predict_serve_and_export_give_the_same_expected_counts(run, tm
     rows = fresh.select(["x", "shop"]).to_pylist()
     body = TestClient(create_app(predictor)).post("/v1/score", json={"rows": rows[:8]}).json()
     np.testing.assert_allclose(body["predictions"]["units"], want["units"][:8], rtol=1e-6)
-    # an exported model (TorchScript): expected counts, not log rates
+    # an exported model: expected counts, not log rates
     export_model(predictor.model, predictor.encoder.targets_, tmp_path, ["torchscript"])
     data = predictor.encoder.transform(fresh, labels=False)
-    out = run_exported(tmp_path / "model.pt", "torchscript", {"cat_ids": data.cat, "dense_values": data.dense},
-                       ["units", "value"])  # fmt: skip
+    inputs = {"cat_ids": data.cat, "dense_values": data.dense}
+    out = run_exported(tmp_path / "model.pt", "torchscript", inputs, ["units", "value"])
     np.testing.assert_allclose(out["units"], want["units"], rtol=1e-5)
+
+
+def test_an_onnx_export_gives_expected_counts(run, tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX parity needs onnxruntime (pip install 'mtlrec[export]')")
+    from mtlrec.export import export_model, run_exported
+
+    predictor = Predictor.load(run[0])
+    fresh = counts(50, 3)
+    export_model(predictor.model, predictor.encoder.targets_, tmp_path, ["onnx"])
+    data = predictor.encoder.transform(fresh, labels=False)
+    out = run_exported(tmp_path / "model.onnx", "onnx", {"cat_ids": data.cat, "dense_values": data.dense}, ["units"])
+    np.testing.assert_allclose(out["units"], predictor.predict(fresh)["units"], rtol=1e-5)
