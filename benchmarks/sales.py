@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     if not path.is_file():
         log(f"simulating {args.days} days of {args.rows:,} impressions, {args.items:,} items ...")
         write_table(sales_table(simulate_days(days=args.days, rows=args.rows, items=args.items, seed=args.seed)), path)
-    cfg = load_config(args.config, [f"data.path={path}", "train.progress=false", *args.overrides])
+    last_week = [f"data.split.valid_from={args.days - 13}", f"data.split.test_from={args.days - 6}"]  # test: the last 7 days
+    cfg = load_config(args.config, [f"data.path={path}", "train.progress=false", *last_week, *args.overrides])
     data = prepare(cfg)
     test = data.tables["test"]
     _, results = run_grid(cfg, grid(models, weightings), args.seeds, out / "runs", log=log, data=data)

@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mtlrec.config import ExperimentConfig
 from mtlrec.metrics import METRIC_MODE
@@ -113,13 +113,16 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(tasks: Sequence[TaskSpec], results: Results, headline: Callable[[TaskSpec], str]) -> list[Cell]:
-    """``headline``: the metric to compare of each task (e.g. auc of a binary task)."""
+def summarize(
+    tasks: Sequence[TaskSpec], results: Results, headline: Callable[[TaskSpec], str] | Mapping[str, str]
+) -> list[Cell]:
+    """``headline``: the metric to compare of each task (e.g. ``cli.table.headline``), or of each
+    task kind ({"binary": "auc", ...})."""
     cells = []
     base = results[BASELINE]
     for (model, weighting), runs in results.items():
         for task in tasks:
-            metric = headline(task)
+            metric = headline[task.kind] if isinstance(headline, Mapping) else headline(task)
             values = tuple(r["test"][task.name][metric] for r in runs)
             mean, std = _spread(values)
             b_mean, b_std = _spread([r["test"][task.name][metric] for r in base])

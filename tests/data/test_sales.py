@@ -175,8 +175,8 @@ def test_the_cli_writes_the_table_beside_the_day_logs(tmp_path, capsys):
 
 
 def test_configs_sales_yaml_trains_on_the_table(tmp_path, capsys):
-    """configs/sales.yaml as shipped (its data path and epochs overridden): units with loss poisson and
-    revenue, metrics next to the oracle, split by day (the test split: the last days)."""
+    """configs/sales.yaml as shipped (its data path, epochs and days overridden): units with loss
+    poisson and revenue, metrics next to the oracle, split by day (the test split: the last day)."""
     import json
     from pathlib import Path
 
@@ -184,7 +184,8 @@ def test_configs_sales_yaml_trains_on_the_table(tmp_path, capsys):
     sales = tmp_path / "sales.parquet"
     assert main(["simulate", "--days", "12", "--rows", "4000", "--users", "500", "--items", "100", "--seed", "1",
                  "--out", str(tmp_path / "days"), "--sales-out", str(sales)]) == 0  # fmt: skip
-    args = ["train", str(config), "--set", f"data.path={sales}", "--set", "train.epochs=2", "--out", str(tmp_path / "run")]
+    args = ["train", str(config), "--set", f"data.path={sales}", "--set", "train.epochs=2", "--out", str(tmp_path / "run"),
+            "--set", "data.split.valid_from=11", "--set", "data.split.test_from=12"]  # fmt: skip
     assert main(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["monitor"] == "units.poisson_deviance"

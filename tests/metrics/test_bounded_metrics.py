@@ -89,6 +89,26 @@ def test_other_kinds_folded_equal_the_exact_ones(tmp_path):
         assert abs(got[name] - want[name]) <= acc.bound + 1e-12 and acc.bound < 1e-3
 
 
+def test_count_metrics_folded_equal_the_exact_ones(tmp_path):
+    """poisson_deviance and wape of counts, with zeros, a forecast of 0 where something sold (inf),
+    and a chunk where nothing sold."""
+    rng = np.random.default_rng(2)
+    rate = rng.gamma(0.5, 4.0, 3000)
+    y, p = rng.poisson(rate).astype(float), rate * rng.lognormal(0.0, 0.3, 3000)
+    y[:700] = 0.0  # the second chunk (rows 1-699) sold nothing
+    names = ["poisson_deviance", "wape", "rmse"]
+    acc = BoundedMetrics("regression", names, tmp_path)
+    for a, b in zip((0, 1, 700), (1, 700, 3000)):
+        acc.update(y[a:b], p[a:b], None)
+    want = task_metrics("regression", names, y, p)
+    assert all(np.isfinite(v) for v in want.values())
+    _close(acc.result(), want)
+    p[2000], y[2000] = 0.0, 3.0
+    acc = BoundedMetrics("regression", names, tmp_path)
+    acc.update(y, p, None)
+    assert acc.result()["poisson_deviance"] == math.inf == task_metrics("regression", names, y, p)["poisson_deviance"]
+
+
 def test_no_rows_give_nan_and_gauc_without_groups_is_nan(tmp_path):
     acc = BoundedMetrics("binary", ["auc", "gauc", "logloss"], tmp_path)
     acc.update(np.zeros(0), np.zeros(0), None)

@@ -1,8 +1,8 @@
 """A task's metrics over a split too large to hold its scores: each chunk of rows is folded into
 statistics whose size does not depend on the number of rows.
 
-- Means (logloss, accuracy, mse, mae, ...) and confusion counts (precision, recall, f1, macro f1)
-  are sums: exact.
+- Means (logloss, accuracy, mse, mae, poisson_deviance, ...), WAPE's two sums and confusion counts
+  (precision, recall, f1, macro f1) are sums: exact.
 - AUC (and a multilabel task's micro and macro AUC) counts positives and negatives per score bin:
   up to 2**16 bins whose edges are quantiles of the first ``SAMPLE_ROWS`` scores (held until
   then), so that each bin holds about as many rows as any other, and a score that many rows share
@@ -25,6 +25,7 @@ import numpy as np
 
 from mtlrec.data.hashing import splitmix64
 from mtlrec.metrics import binary, multiclass, multilabel, regression
+from mtlrec.metrics._inputs import pair_1d
 from mtlrec.metrics.binary import per_group_auc
 
 BINS = 1 << 16
@@ -36,7 +37,7 @@ _RECORD = np.dtype([("group", "<u8"), ("score", "<f8"), ("label", "u1")])
 # metrics that are means over rows: folded as (mean x rows) and divided at the end
 _MEANS = {
     "binary": {"logloss": binary.logloss},
-    "regression": {"mse": regression.mse, "mae": regression.mae},
+    "regression": {"mse": regression.mse, "mae": regression.mae, "poisson_deviance": regression.poisson_deviance},
     "multiclass": {"accuracy": multiclass.accuracy, "logloss": multiclass.logloss},
 }
 
@@ -176,6 +177,9 @@ class BoundedMetrics:
     def _sums(self, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         if self.kind == "binary":
             return {"p": float(np.sum(p, dtype=np.float64)), "y": float(np.sum(y, dtype=np.float64))}
+        if self.kind == "regression":  # wape = sum |y - p| / sum |y|
+            y, p = pair_1d(y, p)
+            return {"abs_error": float(np.abs(y - p).sum()), "abs_y": float(np.abs(y).sum())}
         return {}
 
     def _confusion(self, y: np.ndarray, p: np.ndarray) -> np.ndarray | None:
@@ -198,6 +202,8 @@ class BoundedMetrics:
             return self.sums[name] / self.rows
         if name == "rmse":
             return math.sqrt(self.sums["mse"] / self.rows)
+        if name == "wape":
+            return self.sums["abs_error"] / self.sums["abs_y"] if self.sums["abs_y"] > 0 else NAN
         if name == "gauc":
             return self.spill.gauc() if self.spill is not None and any(self.spill.folder.iterdir()) else NAN
         if name in ("auc", "micro_auc", "macro_auc"):
