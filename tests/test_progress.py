@@ -83,7 +83,13 @@ def test_nested_bars_and_an_error_leave_no_display():
                 progress.bar("epoch 1/1", 10, unit="steps")
                 raise RuntimeError("boom")
     assert progress._bars is None and outer.active
+    later = progress.bar("[runs] again", 2, unit="runs")  # a new display: brackets are text, not markup
     outer.advance(1)  # a bar whose display is gone ignores what it is told
+    outer.close()
+    assert progress._bars is not None  # and leaves the new display alone
+    later.close()
+    text = ANSI.sub("", stream.getvalue())
+    assert progress._bars is None and "[runs] again" in text and "0/2 runs" in text and "1/2 runs" not in text
     raw = stream.getvalue()
     assert raw.rfind("\x1b[?25h") > raw.rfind("\x1b[?25l") > -1  # the cursor is shown again
 

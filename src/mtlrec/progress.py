@@ -102,7 +102,7 @@ class Progress:
         bars = self._start()
         task = bars.add_task(description, total=total, completed=done, unit=unit, note="")
         bars.advance(task, 0)  # the start, so that the first unit done already gives a rate
-        return _LiveBar(self, task)
+        return _LiveBar(self, bars, task)
 
     def _start(self) -> Any:
         if self._bars is None:
@@ -119,9 +119,8 @@ class Progress:
             self._bars.start()
         return self._bars
 
-    def _close(self, task: Any) -> None:
-        bars = self._bars
-        if bars is None:
+    def _close(self, bars: Any, task: Any) -> None:
+        if bars is not self._bars:  # its display is gone already (an error ended it)
             return
         if len(bars.task_ids) == 1:  # the last bar: draw it once more as it ends, then clear the display
             self._stop()
@@ -144,21 +143,23 @@ class Progress:
 
 
 class _LiveBar(Bar):
+    """A task of the display ``bars``; once that display is gone, what it is told is ignored."""
+
     active = True
 
-    def __init__(self, progress: Progress, task: Any) -> None:
-        self.progress, self.task = progress, task
+    def __init__(self, progress: Progress, bars: Any, task: Any) -> None:
+        self.progress, self.bars, self.task = progress, bars, task
 
     def advance(self, n: int = 1) -> None:
-        if self.progress._bars is not None:
-            self.progress._bars.advance(self.task, n)
+        if self.bars is self.progress._bars:
+            self.bars.advance(self.task, n)
 
     def note(self, text: str) -> None:
-        if self.progress._bars is not None:
-            self.progress._bars.update(self.task, note=text)
+        if self.bars is self.progress._bars:
+            self.bars.update(self.task, note=text)
 
     def close(self) -> None:
-        self.progress._close(self.task)
+        self.progress._close(self.bars, self.task)
 
 
 def _clock_text(seconds: float) -> str:
@@ -200,4 +201,4 @@ def _columns() -> list[Any]:
             note = task.fields["note"]
             return Text(f"{text}  {note}" if note else text, no_wrap=True, overflow="ellipsis")
 
-    return [TextColumn("{task.description}"), BarColumn(bar_width=24), Numbers()]
+    return [TextColumn("{task.description}", markup=False), BarColumn(bar_width=24), Numbers()]
