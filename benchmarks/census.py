@@ -13,7 +13,6 @@ and are reported as skipped.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mtlrec.compare import BASELINE, run_grid, summarize, table
 from mtlrec.config import load_config
 from mtlrec.errors import ConfigError
 from mtlrec.models import MODELS, build_model
+from mtlrec.progress import Progress
 
 # test AUC (income / marital), 3-seed means, measured on this machine with the papers' split
 # (../shared/BENCHMARKS.md): the numbers to beat
@@ -62,11 +62,10 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_config(args.config, [*args.overrides, "train.progress=false"])
     start = time.perf_counter()
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     data = prepare(cfg)
     models, skipped = applicable(cfg, data, [m for m in args.models.split(",") if m])
     runs = [BASELINE] + [(m, w) for m in models if m != BASELINE[0] for w in args.weightings.split(",")]
-    tasks, results = run_grid(cfg, runs, args.seeds, Path(args.out), log=log, data=data)
+    tasks, results = run_grid(cfg, runs, args.seeds, Path(args.out), progress=Progress.auto(), data=data)
     header, rows = table(summarize(tasks, results, headline))
     minutes = (time.perf_counter() - start) / 60
 

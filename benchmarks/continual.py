@@ -47,7 +47,7 @@ def log(line: str) -> None:
 def train(cfg, data: Path, out: Path, **kwargs) -> float:
     """Train a run on ``data``; its training seconds (epochs and their validation)."""
     run_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(data)})})
-    run_experiment(run_cfg, out, overwrite=True, log=log, **kwargs)
+    run_experiment(run_cfg, out, overwrite=True, **kwargs)  # its lines on stderr (a bar on a terminal)
     return sum(r["seconds"] for r in read_history(out))
 
 

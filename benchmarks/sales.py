@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from _machine import cpu_line
 from mtlrec.cli.table import markdown
+from mtlrec.progress import Progress
 from mtlrec.compare import check_names, grid, run_grid
 from mtlrec.config import load_config
 from mtlrec.data.readers import write_table
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, [f"data.path={path}", "train.progress=false", *last_week, *args.overrides])
     data = prepare(cfg)
     test = data.tables["test"]
-    _, results = run_grid(cfg, grid(models, weightings), args.seeds, out / "runs", log=log, data=data)
+    _, results = run_grid(cfg, grid(models, weightings), args.seeds, out / "runs", progress=Progress.auto(), data=data)
 
     rows = [naive_row("oracle (expected units given the day's impressions)", col(test, "oracle_units"), test)]
     rows += [naive_row(name, forecast(test), test) for name, forecast in NAIVE.items()]

@@ -14,10 +14,11 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from mtlrec.config import ExperimentConfig
 from mtlrec.metrics import METRIC_MODE
+from mtlrec.progress import Progress
 from mtlrec.spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -54,33 +55,40 @@ def run_grid(
     seeds: int,
     out: Path,
     *,
-    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
     data: Prepared | None = None,
 ) -> tuple[Sequence[TaskSpec], Results]:
     """Train every run of ``runs`` with seeds ``cfg.train.seed + 0 .. seeds - 1`` into
     ``out/<model>-<weighting>/seed<k>``; return the schema's tasks and each run's metrics.json.
-    The data is encoded once (or passed in already encoded)."""
+    The data is encoded once (or passed in already encoded). ``progress`` gets a line as each run
+    begins and ends, a bar over the runs, and each run's own (default: lines)."""
     from mtlrec.experiment import prepare, run_experiment
 
+    progress = progress if progress is not None else Progress()
+    log = progress.line
     if data is None:
         log("encoding the data once for every run ...")
-        data = prepare(cfg)
+        with progress.bar("reading and encoding the data", unit=None):
+            data = prepare(cfg)
     results: Results = {}
     total, done, start = len(runs) * seeds, 0, time.perf_counter()
-    for model, weighting in runs:
-        for k in range(seeds):
-            seed = cfg.train.seed + k
-            log(f"[{done + 1}/{total}] {model} + {weighting}, seed {seed} ...")
-            run_cfg = cfg.model_copy(update={
-                "model": cfg.model.model_copy(update={"name": model}),
-                "weighting": cfg.weighting.model_copy(update={"name": weighting}),
-                "train": cfg.train.model_copy(update={"seed": seed}),
-            })  # fmt: skip
-            metrics = run_experiment(run_cfg, out / f"{model}-{weighting}" / f"seed{seed}", overwrite=True, data=data)
-            results.setdefault((model, weighting), []).append(metrics)
-            done += 1
-            elapsed = time.perf_counter() - start
-            log(f"[{done}/{total}] done; {elapsed:.0f}s so far, about {elapsed / done * (total - done):.0f}s to go")
+    with progress, progress.bar("runs", total, unit="runs") as bar:
+        for model, weighting in runs:
+            for k in range(seeds):
+                seed = cfg.train.seed + k
+                log(f"[{done + 1}/{total}] {model} + {weighting}, seed {seed} ...")
+                run_cfg = cfg.model_copy(update={
+                    "model": cfg.model.model_copy(update={"name": model}),
+                    "weighting": cfg.weighting.model_copy(update={"name": weighting}),
+                    "train": cfg.train.model_copy(update={"seed": seed}),
+                })  # fmt: skip
+                path = out / f"{model}-{weighting}" / f"seed{seed}"
+                metrics = run_experiment(run_cfg, path, overwrite=True, data=data, progress=progress)
+                results.setdefault((model, weighting), []).append(metrics)
+                done += 1
+                bar.advance(1)
+                elapsed = time.perf_counter() - start
+                log(f"[{done}/{total}] done; {elapsed:.0f}s so far, about {elapsed / done * (total - done):.0f}s to go")
     return data.schema.tasks, results
 
 

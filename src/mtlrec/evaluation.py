@@ -6,7 +6,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -27,12 +27,16 @@ ORACLE_PREFIX = "oracle_"
 EXACT_METRIC_ROWS = TrainConfig().exact_metric_rows
 logger = logging.getLogger("mtlrec.evaluation")
 Metrics = dict[str, dict[str, float]]
+Advance = Callable[[int], None]  # told how many more rows are done (see mtlrec/progress.py)
 
 
 @torch.no_grad()
-def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) -> dict[str, np.ndarray]:
+def predict(
+    model: MultiTaskModel, data: EncodedData, batch_size: int = 8192, advance: Advance | None = None
+) -> dict[str, np.ndarray]:
     """{output: [N] probabilities or values, or [N, K] class/label probabilities}, for every output
-    of the model (the schema's tasks and derived ones such as ESMM's click_and_purchase)."""
+    of the model (the schema's tasks and derived ones such as ESMM's click_and_purchase).
+    ``advance(rows)`` is told of each batch scored (a progress bar's)."""
     if not len(data):  # an empty split (data.split.valid: 0): no batch to run
         return {t.name: np.zeros((0, t.n_classes) if t.n_classes else 0, np.float32) for t in model.output_tasks}
     was_training = model.training
@@ -41,6 +45,8 @@ def predict(model: MultiTaskModel, data: EncodedData, batch_size: int = 8192) ->
     for batch in data.batches(batch_size):
         for name, p in output_predictions(model.output_tasks, model(batch), data.targets).items():
             parts[name].append(p)
+        if advance is not None:
+            advance(len(batch))
     model.train(was_training)
     return {name: torch.cat(p).numpy() for name, p in parts.items()}
 
@@ -110,11 +116,13 @@ def score_split(
     batch_size: int = 8192,
     table: pa.Table | None = None,
     exact_rows: int = EXACT_METRIC_ROWS,
+    advance: Advance | None = None,
 ) -> Scored | Folded:
     """A split scored: ``data`` in memory (its raw rows in ``table``), or a stream read chunk by
     chunk (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth
     are held (a few numbers per row, not its inputs) up to ``exact_rows`` rows; past that, every
-    chunk is folded into bounded statistics and only the metrics come back."""
+    chunk is folded into bounded statistics and only the metrics come back. ``advance(rows)`` is
+    told of each batch scored."""
     held: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, EncodedData]] = []
     rows = 0
     with tempfile.TemporaryDirectory(prefix="mtlrec-metrics-") as spill:
@@ -122,7 +130,7 @@ def score_split(
         for chunk, raw in data.chunks():
             source = raw if raw is not None else table
             oracle = oracle_predictions(source, model.tasks) if source is not None else None
-            step = (predict(model, chunk, batch_size), oracle, chunk if raw is None else chunk.labels_only())
+            step = (predict(model, chunk, batch_size, advance), oracle, chunk if raw is None else chunk.labels_only())
             rows += len(chunk)
             if folded is None and raw is not None and rows > exact_rows:
                 folded = FoldedMetrics(model, Path(spill))
@@ -145,10 +153,11 @@ def evaluate_split(
     batch_size: int = 8192,
     table: pa.Table | None = None,
     exact_rows: int = EXACT_METRIC_ROWS,
+    advance: Advance | None = None,
 ) -> tuple[Metrics, Metrics | None]:
     """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
     columns); see ``score_split``."""
-    return score_split(model, data, batch_size, table, exact_rows).evaluate(model)
+    return score_split(model, data, batch_size, table, exact_rows, advance).evaluate(model)
 
 
 class FoldedMetrics:
@@ -198,16 +207,24 @@ def diagnostics(model: MultiTaskModel, scored: Scored) -> dict[str, dict[str, An
 
 
 def evaluate_files(
-    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192, exact_rows: int = EXACT_METRIC_ROWS
+    model: MultiTaskModel,
+    encoder: Encoder,
+    path: str,
+    batch_size: int = 8192,
+    exact_rows: int = EXACT_METRIC_ROWS,
+    advance: Advance | None = None,
 ) -> dict[str, Metrics]:
     """``Predictor.evaluate``'s answer for every row of the files ``path`` names (a directory or
-    glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth."""
+    glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth.
+    ``advance(rows)`` is told of each batch scored."""
     from mtlrec.data.stream import FileRows
 
     schema = encoder.schema
     columns = [*schema.columns(), *([schema.group] if schema.group else [])]
     columns += [ORACLE_PREFIX + t.name for t in model.tasks]
-    metrics, oracle = evaluate_split(model, FileRows(path, encoder, columns), batch_size, exact_rows=exact_rows)
+    metrics, oracle = evaluate_split(
+        model, FileRows(path, encoder, columns), batch_size, exact_rows=exact_rows, advance=advance
+    )
     return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 

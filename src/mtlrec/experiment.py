@@ -4,7 +4,6 @@ metrics -> run directory."""
 from __future__ import annotations
 
 import functools
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
-from mtlrec.train.callbacks import EarlyStopping, History, Progress
+from mtlrec.progress import Progress
+from mtlrec.train.callbacks import EarlyStopping, EpochProgress, History
 from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint, prune, save_checkpoint
 from mtlrec.train.conflict import ConflictMonitor
 from mtlrec.train.monitor import resolve_monitor, single_class_warnings
@@ -53,10 +53,6 @@ from mtlrec.weighting import LossWeighting, build_weighting
 # thread count may: it can change the order of floating-point sums)
 RESUME_MAY_CHANGE = ("train.progress", "train.checkpoint_every", "train.keep_checkpoints")
 PARENT = "parent.json"  # a warm-started run's parent, written when it begins (for --resume before a checkpoint)
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 @dataclass
@@ -143,7 +139,7 @@ def run_experiment(
     resume: bool = False,
     init_from: str | Path | None = None,
     reset_optimizer: bool = False,
-    log: Callable[[str], None] = _stderr,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate; write the run directory; return metrics.json's content.
 
@@ -152,7 +148,8 @@ def run_experiment(
     a complete run is left as it is. ``init_from``: a warm start from that complete run (its
     weights, optimizer state unless ``reset_optimizer``, and grown vocabularies; see
     ``train/warm_start.py``) on ``cfg``'s data. ``data``: prepared already (a grid encodes once);
-    not with ``resume`` or ``init_from``, whose encoder comes from a run directory."""
+    not with ``resume`` or ``init_from``, whose encoder comes from a run directory. ``progress``:
+    where the epochs and what the run does are reported (default: a bar on a terminal, else lines)."""
     if data is not None and (resume or init_from is not None):
         raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
@@ -160,13 +157,15 @@ def run_experiment(
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it: choose one")
     out = Path(out)
-    with run_lock(out):  # one writer at a time
+    progress = progress if progress is not None else Progress.auto()
+    with progress, run_lock(out):  # one writer at a time; no bar outlives the run if it fails
+        log = progress.line
         if resume and (out / RUN_JSON).is_file():
             log(f"{out}: the run is complete; nothing to resume")
             return read_json(out / "metrics.json")
         latest = latest_checkpoint(out) if resume else None
         if latest is not None:
-            return _resume(out, cfg, latest, log, init_from)
+            return _resume(out, cfg, latest, progress, init_from)
         if resume:
             init_from, reset_optimizer = _restart(out, init_from, reset_optimizer, log)
         parent = Parent.load(init_from) if init_from is not None else None
@@ -174,7 +173,8 @@ def run_experiment(
             raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
         refuse_used_dir(out, overwrite or resume)
         if data is None:
-            data = prepare(cfg, grow=parent.encoder if parent else None)
+            with progress.bar("reading and encoding the data", unit=None):
+                data = prepare(cfg, grow=parent.encoder if parent else None)
         start = Start(cfg, data, parent=parent.lineage if parent else None)
         if parent is not None:
             parent.check(start.resolved)
@@ -189,7 +189,7 @@ def run_experiment(
         write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
         data.encoder.save(out / "encoder.json")
         data.encoder.save_counts(out / COUNTS)
-        return _train_into(out, start, restore)
+        return _train_into(out, start, progress, restore)
 
 
 def _restart(
@@ -213,14 +213,15 @@ def _growth(old: Encoder, new: Encoder) -> str:
 
 
 def _resume(
-    out: Path, cfg: ExperimentConfig, latest: Path, log: Callable[[str], None], init_from: str | Path | None
+    out: Path, cfg: ExperimentConfig, latest: Path, progress: Progress, init_from: str | Path | None
 ) -> dict[str, Any]:
     saved = load_checkpoint(latest)
     meta = saved["run"]
     started_from = (meta.get("parent") or {}).get("run")
     if init_from is not None and str(Path(init_from).resolve()) != started_from:
         raise ConfigError(f"--init-from {init_from}: the run in {out} started from {started_from or 'scratch'}")
-    data = prepare(cfg, encoder=Encoder.load(out / "encoder.json"))
+    with progress.bar("reading and encoding the data", unit=None):
+        data = prepare(cfg, encoder=Encoder.load(out / "encoder.json"))
     start = Start(cfg, data, parent=meta.get("parent"))
     changed = [d for d in differences(meta["config"], start.resolved) if d[0] not in RESUME_MAY_CHANGE]
     if changed:
@@ -232,9 +233,9 @@ def _resume(
     if meta["data"] != data.fingerprint:
         raise ConfigError(f"data: {cfg.data.path or cfg.data.source} is not the data the run in {out} started on "
                           f"(files, sizes or contents changed)")  # fmt: skip
-    progress = saved["train"]["progress"]
-    log(f"{out}: resuming from {latest.name} (epoch {progress['epoch'] + 1}, step {progress['step']})")
-    return _train_into(out, start, restore=lambda state: state.load_state_dict(saved["train"]))
+    at = saved["train"]["progress"]
+    progress.line(f"{out}: resuming from {latest.name} (epoch {at['epoch'] + 1}, step {at['step']})")
+    return _train_into(out, start, progress, restore=lambda state: state.load_state_dict(saved["train"]))
 
 
 @dataclass
@@ -275,7 +276,7 @@ class RunCheckpointer:
 
 
 def _train_into(
-    out: Path, start: Start, restore: Callable[[TrainState], None] | None = None
+    out: Path, start: Start, progress: Progress, restore: Callable[[TrainState], None] | None = None
 ) -> dict[str, Any]:
     """Train, save the weights and the metrics, then run.json (run_experiment's body once the
     directory is held and has its config and encoder)."""
@@ -284,7 +285,7 @@ def _train_into(
     stopper = EarlyStopping(monitor, cfg.train.patience)
     callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), stopper]
     if cfg.train.progress:
-        callbacks.append(Progress())
+        callbacks.append(EpochProgress(progress))
     trainer = Trainer(model, weighting, cfg.train, callbacks, RunCheckpointer(out, start))
     trainer.fit(data.encoded["train"], data.encoded["valid"], restore=restore)
     save_tensors(out / "model.safetensors", model.state_dict())
@@ -296,9 +297,9 @@ def _train_into(
     oracle, scored = {}, {}
     for split in ("valid", "test"):
         table = data.tables[split] if data.tables is not None else None
-        scored[split] = score_split(
-            model, data.encoded[split], cfg.train.eval_batch_size, table, cfg.train.exact_metric_rows
-        )
+        with progress.bar(f"evaluating on {split}", len(data.encoded[split])) as bar:
+            scored[split] = score_split(model, data.encoded[split], cfg.train.eval_batch_size, table,
+                                        cfg.train.exact_metric_rows, advance=bar.advance)  # fmt: skip
         metrics[split], oracle[split] = scored[split].evaluate(model)
     if all(o is not None for o in oracle.values()):
         metrics["oracle"] = oracle

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import typer
+
+from mtlrec.progress import QUIET_HELP, Progress
 
 NAME = "compare"
 
@@ -27,6 +28,7 @@ def run(
     out: Path = typer.Option(None, "--out", help="Where runs and tables go (default runs/compare-<config>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out directory."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html at the end."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train every model x weighting (and the single_task baseline) over several seeds; print and
     write (compare.md, compare.csv) each task's test metric, mean ± std over the seeds, with the
@@ -48,8 +50,9 @@ def run(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
     runs = grid(model_names, weighting_names)
-    print(f"{len(runs)} configurations x {seeds} seeds = {len(runs) * seeds} runs into {out}/", file=sys.stderr)
-    tasks, results = run_grid(cfg, runs, seeds, out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    progress = Progress.auto(quiet)
+    progress.line(f"{len(runs)} configurations x {seeds} seeds = {len(runs) * seeds} runs into {out}/")
+    tasks, results = run_grid(cfg, runs, seeds, out, progress=progress)
     cells = summarize(tasks, results, headline)
     header, rows = table(cells)
     text = markdown(header, rows)

@@ -5,6 +5,8 @@ from typing import List
 
 import typer
 
+from mtlrec.progress import QUIET_HELP, Progress
+
 NAME = "frontier"
 
 
@@ -25,6 +27,7 @@ def run(
     sampler: str = typer.Option("tpe", "--sampler", help="Optuna multi-objective sampler: tpe | nsga2 | random."),
     out: Path = typer.Option(None, "--out", help="Folder for frontier.csv and frontier.png (default: RUN/frontier)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the chosen fusion in RUN/fusion.json."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Search fusion weights for the Pareto frontier of ranking objectives on logged data, write it as a table and a plot, and store the setting that --maximize/--keep choose."""
     import sys
@@ -48,15 +51,21 @@ def run(
     names = [n.strip() for n in inputs.split(",") if n.strip()] or [
         t.name for t in tasks if t.kind in ("binary", "regression")
     ]
-    table = read_table(data)
+    progress = Progress.auto(quiet)
+    with progress.bar(f"reading {data}", unit=None):
+        table = read_table(data)
     if largest_group(table, group, data.name) <= k:
         print(f"warning: no '{group}' has more than {k} rows: each top {k} is its whole group, so every fusion "
               f"scores the same; group by a column with more candidates per group or lower --k", file=sys.stderr)  # fmt: skip
-    result = frontier_study(
-        predictor.predict(table, where=data.name), table,
-        fuser=fuser, inputs=names, baseline=baseline or default_fuser(tasks).inputs[0], objectives=objs,
-        rule=rule, group=group, k=k, trials=trials, seed=seed, sampler=sampler, where=data.name,
-    )  # fmt: skip
+    with progress.bar(f"scoring {data}", table.num_rows) as bar:
+        preds = predictor.predict(table, where=data.name, advance=bar.advance)
+    with progress.bar("searching fusion weights", trials + 1, unit="trials") as bar:
+        result = frontier_study(
+            preds, table,
+            fuser=fuser, inputs=names, baseline=baseline or default_fuser(tasks).inputs[0], objectives=objs,
+            rule=rule, group=group, k=k, trials=trials, seed=seed, sampler=sampler, where=data.name,
+            advance=bar.advance,
+        )  # fmt: skip
 
     out = out or run_dir / "frontier"
     write_csv(out / "frontier.csv", *result.csv_table())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 import warnings
@@ -26,11 +27,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def command_help(doc: str | None) -> tuple[str, str]:
+    """(help, short help) from a command's docstring, written as paragraphs: a paragraph's line
+    breaks are where the source wrapped it, so they become spaces and the help box wraps the text
+    to the terminal instead (kept, they leave a ragged half-line in every box); a paragraph that
+    begins with \\b keeps its lines (a literal block, as in click). The short help, in the list
+    of ``mtlrec --help``, is the first paragraph."""
+    paragraphs = [p for p in inspect.cleandoc(doc or "").split("\n\n") if p.strip()] or [""]
+    flowed = [p.removeprefix("\b").strip("\n") if p.startswith("\b") else " ".join(p.split()) for p in paragraphs]
+    return "\n\n".join(flowed), flowed[0]
+
+
 # every module of mtlrec.cli with NAME and run() is a subcommand
 for info in pkgutil.iter_modules(mtlrec.cli.__path__):
     module = importlib.import_module(f"mtlrec.cli.{info.name}")
     if hasattr(module, "NAME"):
-        app.command(name=module.NAME, help=module.run.__doc__)(module.run)
+        text, short = command_help(module.run.__doc__)
+        app.command(name=module.NAME, help=text, short_help=short)(module.run)
 
 
 def _version(value: bool) -> None:

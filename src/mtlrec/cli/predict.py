@@ -4,6 +4,8 @@ from pathlib import Path
 
 import typer
 
+from mtlrec.progress import QUIET_HELP, Progress
+
 NAME = "predict"
 
 
@@ -16,6 +18,7 @@ def run(
     group: str = typer.Option("request_id", "--group", help="With --lists: the column whose rows are one request's candidates."),
     item_id: str = typer.Option("item_id", "--id", help="With --lists: the column that names a candidate."),
     top: int = typer.Option(None, "--top", help="With --lists: keep the first N of each list (default: all)."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Score rows with a trained run: probabilities for binary, multiclass and multilabel tasks, values for regression. With --lists: one row per (request, list, rank)."""
     import pyarrow as pa
@@ -26,13 +29,16 @@ def run(
     from mtlrec.serve.predictor import Predictor, prediction_columns
 
     predictor = Predictor.load(run_dir)
+    progress = Progress.auto(quiet)
     kept = [c for c in keep.split(",") if c]
     if is_stream(data):  # a directory or glob: piece by piece, into a directory of parts
-        _predict_files(predictor, data, out, kept, lists)
+        _predict_files(predictor, data, out, kept, lists, progress)
         return
-    table = read_table(data)
+    with progress.bar(f"reading {data}", unit=None):
+        table = read_table(data)
     require_columns(table, kept, f"{data.name} (--keep)")
-    preds = predictor.predict(table, where=data.name)
+    with progress.bar(f"scoring {data}", table.num_rows) as bar:
+        preds = predictor.predict(table, where=data.name, advance=bar.advance)
     if lists:
         from mtlrec.errors import ConfigError
         from mtlrec.rank.fusion import load_fusion
@@ -55,7 +61,7 @@ def run(
     print(f"wrote {table.num_rows:,} rows x {len(cols)} prediction columns to {out}")
 
 
-def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: bool) -> None:
+def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: bool, progress: Progress) -> None:
     """``predict`` for every row of the files a directory or glob names: one Parquet part per piece
     read, written into ``out`` as a set (data/readers.py write_parts)."""
     import pyarrow as pa
@@ -73,11 +79,12 @@ def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: boo
     rows = FileRows(str(data), predictor.encoder, columns, labels=False)
     batch_size = predictor.config.train.eval_batch_size
 
-    def parts():
+    def parts(advance):
         for chunk, table in rows.chunks():
             require_columns(table, kept, f"{data} (--keep)")
-            cols = prediction_columns(predictor.tasks, predict(predictor.model, chunk, batch_size))
+            cols = prediction_columns(predictor.tasks, predict(predictor.model, chunk, batch_size, advance))
             yield pa.table({c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()})
 
-    n = write_parts(out, parts())
+    with progress.bar(f"scoring {data}", rows.rows) as bar:
+        n = write_parts(out, parts(bar.advance))
     print(f"wrote {n:,} rows of predictions to {out}/ (one Parquet part per piece read)")

@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from mtlrec.errors import ConfigError
+from mtlrec.progress import QUIET_HELP, Progress
 
 NAME = "simulate"
 ROWS, ROWS_PER_DAY = 200_000, 100_000
@@ -45,35 +46,43 @@ def run(
         "per item on sale per day from day 8 on, with lags of units, clicks and views from earlier days only and "
         "the expected units (oracle_units); see mtlrec.data.sales.",
     ),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file,
     or, with --days, one file per day from one shop that changes."""
+    progress = Progress.auto(quiet)
     if days is None:
         for option, value in (("--drift", drift), ("--churn", churn), ("--sales-out", sales_out)):
             if value is not None:
                 raise ConfigError(f"{option} applies only with --days (one file per day from a shop that changes)")
         if out.is_dir() or not out.suffix:
-            _parts(out, ROWS if rows is None else rows, part_rows, users, items, correlation, seed)
+            _parts(out, ROWS if rows is None else rows, part_rows, users, items, correlation, seed, progress)
         else:
-            _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed)
+            _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed, progress)
     else:
         _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn,
-              sales_out)  # fmt: skip
+              sales_out, progress)  # fmt: skip
 
 
-def _one_file(out: Path, rows: int, users: int, items: int, correlation: float, seed: int) -> None:
+def _one_file(
+    out: Path, rows: int, users: int, items: int, correlation: float, seed: int, progress: Progress
+) -> None:
     from mtlrec.data.readers import write_table
     from mtlrec.data.synthetic import simulate
 
     try:
-        table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
+        with progress.bar(f"simulating {rows:,} impressions", unit=None):  # one call: the time it takes
+            table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    write_table(table, out)
+    with progress.bar(f"writing {out}", unit=None):
+        write_table(table, out)
     print(f"wrote {table.num_rows:,} impressions to {out}")
 
 
-def _parts(out: Path, rows: int, part_rows: int, users: int, items: int, correlation: float, seed: int) -> None:
+def _parts(
+    out: Path, rows: int, part_rows: int, users: int, items: int, correlation: float, seed: int, progress: Progress
+) -> None:
     """``rows`` impressions of one stationary shop in Parquet files of ``part_rows`` rows, drawn and
     written one file at a time (memory: one part, whatever ``rows``)."""
     from mtlrec.data.readers import write_table
@@ -86,10 +95,12 @@ def _parts(out: Path, rows: int, part_rows: int, users: int, items: int, correla
         shop = simulate_days(days=parts, rows=part_rows, users=users, items=items, correlation=correlation,
                              drift=0.0, churn=0.0, seed=seed)  # fmt: skip
         width, left = max(5, len(str(parts))), rows
-        for part in shop:
-            table = part.table.slice(0, min(left, part_rows))
-            write_table(table, out / f"part-{part.day:0{width}d}.parquet", row_group_size=ROW_GROUP)
-            left -= table.num_rows
+        with progress.bar(f"simulating {parts} parts", rows) as bar:
+            for part in shop:
+                table = part.table.slice(0, min(left, part_rows))
+                write_table(table, out / f"part-{part.day:0{width}d}.parquet", row_group_size=ROW_GROUP)
+                left -= table.num_rows
+                bar.advance(table.num_rows)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     print(f"wrote {rows:,} impressions to {out} ({parts} Parquet files)")
@@ -97,7 +108,7 @@ def _parts(out: Path, rows: int, part_rows: int, users: int, items: int, correla
 
 def _days(
     out: Path, days: int, rows: int, users: int, items: int, correlation: float, seed: int,
-    drift: float | None, churn: float | None, sales_out: Path | None = None,
+    drift: float | None, churn: float | None, sales_out: Path | None, progress: Progress,
 ) -> None:  # fmt: skip
     import pyarrow as pa
 
@@ -133,16 +144,18 @@ def _days(
     width = max(2, len(str(days)))
     total = 0
     sales, sold = SalesDays(), []
-    for day in shop:
-        path = out / f"day-{day.day:0{width}d}.parquet"
-        write_table(day.table, path)
-        total += day.table.num_rows
-        print(
-            f"{path}: {day.table.num_rows:,} impressions, {day.items_on_sale:,} items on sale "
-            f"(+{day.new_items:,} new, -{day.left_items:,} gone), +{day.new_brands} brands"
-        )
-        rows = sales.add(day) if sales_out is not None else None
-        sold += [rows] if rows is not None else []
+    with progress.bar(f"simulating {days} days", days * rows) as bar:
+        for day in shop:
+            path = out / f"day-{day.day:0{width}d}.parquet"
+            write_table(day.table, path)
+            total += day.table.num_rows
+            bar.advance(day.table.num_rows)
+            print(
+                f"{path}: {day.table.num_rows:,} impressions, {day.items_on_sale:,} items on sale "
+                f"(+{day.new_items:,} new, -{day.left_items:,} gone), +{day.new_brands} brands"
+            )
+            rows_sold = sales.add(day) if sales_out is not None else None
+            sold += [rows_sold] if rows_sold is not None else []
     print(f"wrote {days} days ({total:,} impressions, drift {drift:g}, churn {churn:g}) to {out}")
     if sales_out is not None:
         table = pa.concat_tables(sold)

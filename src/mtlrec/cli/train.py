@@ -7,6 +7,7 @@ import typer
 
 from mtlrec.cli.html_report import after_command
 from mtlrec.cli.report import metrics_table
+from mtlrec.progress import QUIET_HELP, Progress
 
 NAME = "train"
 
@@ -25,6 +26,7 @@ def run(
     ),  # fmt: skip
     reset_optimizer: bool = typer.Option(False, "--reset-optimizer", help="With --init-from: fresh optimizer state."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train a multi-task model from a YAML config and write a run directory."""
     from mtlrec.config import load_config
@@ -38,7 +40,7 @@ def run(
     if reset_optimizer and init_from is None:
         raise ConfigError("--reset-optimizer: only with --init-from RUN")
     metrics = run_experiment(cfg, out, overwrite=overwrite, resume=resume, init_from=init_from,
-                             reset_optimizer=reset_optimizer)  # fmt: skip
+                             reset_optimizer=reset_optimizer, progress=Progress.auto(quiet))  # fmt: skip
     print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
     print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")
     after_command(out, report)

@@ -342,6 +342,12 @@ class FileRows:
         self.pieces = pieces_of(find_files(path))
         self.encoder, self.columns, self.labels = encoder, list(columns), labels
 
+    @property
+    def rows(self) -> int | None:
+        """How many rows ``chunks`` yields in all, from the Parquet metadata (None: a CSV among the files)."""
+        counts = [piece.rows for piece in self.pieces]
+        return None if None in counts else sum(counts)
+
     def chunks(self) -> Iterator[tuple[EncodedData, pa.Table]]:
         for piece in self.pieces:
             for table, first in read_piece(piece, self.columns):

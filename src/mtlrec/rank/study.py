@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -131,10 +131,12 @@ def frontier_study(
     seed: int = 0,
     sampler: str = "tpe",
     where: str = "data",
+    advance: Callable[[int], None] | None = None,
 ) -> FrontierResult:
     """Search ``fuser``'s weights over ``inputs`` (task predictions or numeric columns of
     ``table``) against ``objectives`` on ``table``'s logged labels grouped by ``group``; the
-    baseline ranks by ``baseline`` alone."""
+    baseline ranks by ``baseline`` alone. ``advance(1)`` is told of each setting scored (the
+    baseline, then each of the ``trials``)."""
     start = time.perf_counter()
     check_searchable(fuser)
     cls = FUSERS.get(fuser)
@@ -145,6 +147,8 @@ def frontier_study(
 
     def evaluate(f):
         metrics = evaluator(f(values))
+        if advance is not None:
+            advance(1)
         return tuple(metrics[o.column][o.metric] for o in objectives), metrics
 
     base = cls(weights={baseline: 1.0})

@@ -14,7 +14,7 @@ from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.columns import Where
 from mtlrec.data.encode import Encoder
 from mtlrec.errors import RunError
-from mtlrec.evaluation import Metrics, evaluate_model, oracle_predictions, predict
+from mtlrec.evaluation import Advance, Metrics, evaluate_model, oracle_predictions, predict
 from mtlrec.losses import output_predictions
 from mtlrec.models import build_model
 from mtlrec.models.base import MultiTaskModel
@@ -74,10 +74,10 @@ class Predictor:
             self._fuser = load_fusion(self.run_dir) if self.run_dir else default_fuser(self.encoder.schema.tasks)
         return self._fuser
 
-    def predict(self, table: pa.Table, where: Where = "data") -> dict[str, np.ndarray]:
-        """{task: [N] or [N, K]} from raw rows (labels not needed)."""
+    def predict(self, table: pa.Table, where: Where = "data", advance: Advance | None = None) -> dict[str, np.ndarray]:
+        """{task: [N] or [N, K]} from raw rows (labels not needed); ``advance(rows)`` as batches are scored."""
         data = self.encoder.transform(table, labels=False, where=where)
-        return predict(self.model, data, self.config.train.eval_batch_size)
+        return predict(self.model, data, self.config.train.eval_batch_size, advance)
 
     def score(self, columns: Mapping[str, Column], n: int) -> dict[str, np.ndarray]:
         """``predict`` for ``n`` rows given as Python values ({column: list, or Same(value)}), as a
@@ -89,10 +89,12 @@ class Predictor:
             out = output_predictions(self.model.output_tasks, self.model(batch), self.encoder.targets_)
             return {name: p.numpy() for name, p in out.items()}
 
-    def evaluate(self, table: pa.Table, where: Where = "data") -> dict[str, Metrics]:
-        """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth."""
+    def evaluate(self, table: pa.Table, where: Where = "data", advance: Advance | None = None) -> dict[str, Metrics]:
+        """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth; ``advance(rows)``
+        as batches are scored."""
         data = self.encoder.transform(table, where=where)
-        out = {"data": evaluate_model(self.model, predict(self.model, data, self.config.train.eval_batch_size), data)}
+        preds = predict(self.model, data, self.config.train.eval_batch_size, advance)
+        out = {"data": evaluate_model(self.model, preds, data)}
         oracle = oracle_predictions(table, self.model.tasks)
         if oracle is not None:
             out["oracle"] = evaluate_model(self.model, oracle, data)

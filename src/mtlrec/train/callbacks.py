@@ -4,7 +4,7 @@ best-epoch restore.
 An epoch ends in two phases, so that no callback can come too late for another: first every
 callback's ``on_record`` adds what it knows to the epoch's record (the conflict measurements, the
 early-stopping monitor) and may ask the trainer to stop; then every callback's ``on_epoch_end``
-sees the finished record (History writes it, Progress prints it). A callback that keeps state
+sees the finished record (History writes it, EpochProgress reports it). A callback that keeps state
 across steps or epochs returns it from ``state_dict`` (tensors, numbers, lists and dicts), so that
 a resumed run continues exactly; ``load_state_dict`` takes it back."""
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtlrec.artifacts import append_jsonl, to_json, write_text
+from mtlrec.progress import NO_BAR, Progress
 from mtlrec.train.monitor import better, monitored_value
 
 if TYPE_CHECKING:
@@ -44,30 +44,30 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class Progress(Callback):
-    """A tqdm bar per epoch showing each task's running loss."""
+class EpochProgress(Callback):
+    """Reports training to a ``Progress`` (mtlrec/progress.py): a bar over each epoch's steps with
+    each task's running loss (on a terminal), and one line per epoch with its time and each task's
+    validation metric (AUC where it has one), the line logs and CI have always shown."""
 
-    def __init__(self, every: int = 20) -> None:
-        self.every = every
-        self.bar = None
+    def __init__(self, progress: Progress, every: int = 20) -> None:
+        self.progress, self.every = progress, every
+        self.bar = NO_BAR
 
     def on_epoch_start(self, trainer, epoch, steps):
-        from tqdm import tqdm
-
         done = trainer.state.step  # a resumed epoch starts part-way
-        self.bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch}/{trainer.cfg.epochs}", file=sys.stderr,
-                        leave=False, disable=None)  # fmt: skip
+        self.bar = self.progress.bar(f"epoch {epoch}/{trainer.cfg.epochs}", steps, unit="steps", done=done)
 
     def on_step(self, trainer, step, losses, stats, batch):
-        if step % self.every == 0:
-            self.bar.set_postfix({k: f"{float(v.detach()):.4f}" for k, v in losses.items()}, refresh=False)
-        self.bar.update(1)
+        if self.bar.active and step % self.every == 0:  # reading a loss waits for it: only for a bar
+            self.bar.note("  ".join(f"{k} {float(v.detach()):.4f}" for k, v in losses.items()))
+        self.bar.advance(1)
 
     def on_epoch_end(self, trainer, record):
         self.bar.close()
+        self.bar = NO_BAR
         shown = {t: m.get("auc", next(iter(m.values()), math.nan)) for t, m in record["valid"].items()}
         line = "  ".join(f"{t} {v:.4f}" for t, v in shown.items())
-        print(f"epoch {record['epoch']}: {record['seconds']:.1f}s  valid {line}", file=sys.stderr)
+        self.progress.line(f"epoch {record['epoch']}: {record['seconds']:.1f}s  valid {line}")
 
 
 class History(Callback):
