@@ -19,7 +19,8 @@ from mtlrec.report import figures
 from mtlrec.report.page import Cell, Figure, Page, Section, Table
 
 FRONTIER_PNG = Path("frontier") / "frontier.png"  # where `mtlrec frontier` writes its plot by default
-HEADLINE = ("auc", "micro_auc", "rmse", "accuracy")  # the metric a curve shows: the first the task reports
+# the metric a curve shows: the first the task reports (poisson_deviance: a count task, loss poisson)
+HEADLINE = ("auc", "micro_auc", "poisson_deviance", "rmse", "accuracy")
 MAX_PANELS = 6  # conflict matrices: at most this many epochs, evenly spaced, the first and last included
 
 
@@ -93,7 +94,7 @@ def _tasks(r: Recorded) -> dict[str, str]:
 
 
 def headline(values: dict[str, Any]) -> str | None:
-    """The metric a task's curve and table lead with: AUC, micro-AUC, RMSE or accuracy."""
+    """The metric a task's curve and table lead with: AUC, micro-AUC, Poisson deviance, RMSE or accuracy."""
     return next((m for m in HEADLINE if m in values), next(iter(values), None))
 
 
