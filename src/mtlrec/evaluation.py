@@ -230,4 +230,6 @@ def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, 
             out[t.name] = np.asarray(flat, dtype=np.float64).reshape(len(col), -1)
         else:
             out[t.name] = np.asarray(col, dtype=np.float64)
+        if out[t.name].ndim != (1 if t.out_dim == 1 else 2):  # ground truth of another kind of task
+            return None
     return out

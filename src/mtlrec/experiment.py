@@ -110,6 +110,8 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
         elif encoder is None:
             encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
         encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
+    fitted = {t.name: t.n_classes for t in encoder.schema.tasks if t.n_classes is not None}
+    schema = schema.with_n_classes({t.name: fitted[t.name] for t in schema.tasks if t.n_classes is None and t.name in fitted})
     for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
         warnings.warn(line, stacklevel=2)
     return Prepared(schema, tables, encoder, encoded, fingerprint)

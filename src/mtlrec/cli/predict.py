@@ -49,7 +49,7 @@ def run(
         print(f"wrote {result.num_rows:,} rows: {len(ranked)} lists ({', '.join(ranked)}) for "
               f"{len(set(ranked['fused'].group.tolist())):,} '{group}' groups to {out}; fused: {fuser.describe()}")  # fmt: skip
         return
-    cols = prediction_columns(predictor.tasks, preds)
+    cols = prediction_columns(predictor.tasks, preds, predictor.encoder.classes_)
     columns = {c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()}
     write_table(pa.table(columns), out)
     print(f"wrote {table.num_rows:,} rows x {len(cols)} prediction columns to {out}")
@@ -76,7 +76,8 @@ def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: boo
     def parts():
         for chunk, table in rows.chunks():
             require_columns(table, kept, f"{data} (--keep)")
-            cols = prediction_columns(predictor.tasks, predict(predictor.model, chunk, batch_size))
+            preds = predict(predictor.model, chunk, batch_size)
+            cols = prediction_columns(predictor.tasks, preds, predictor.encoder.classes_)
             yield pa.table({c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()})
 
     n = write_parts(out, parts())

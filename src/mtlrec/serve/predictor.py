@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -99,13 +99,18 @@ class Predictor:
         return out
 
 
-def prediction_columns(tasks, preds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One column per task ({task}) or per class/label ({task}_{k}) for multiclass/multilabel."""
+def prediction_columns(
+    tasks, preds: dict[str, np.ndarray], classes: Mapping[str, Sequence[str]] = {}
+) -> dict[str, np.ndarray]:
+    """One column per task ({task}), or per class/label of a multiclass/multilabel task: named by
+    its class ({task}={class}, e.g. department=Dresses) where ``classes`` (``Encoder.classes_``)
+    names them, else by its index ({task}_{k})."""
     cols: dict[str, np.ndarray] = {}
     for t in tasks:
         p = preds[t.name]
         if p.ndim == 1:
             cols[t.name] = p
-        else:
-            cols.update({f"{t.name}_{k}": p[:, k] for k in range(p.shape[1])})
+            continue
+        names = classes.get(t.name)
+        cols.update({f"{t.name}={names[k]}" if names else f"{t.name}_{k}": p[:, k] for k in range(p.shape[1])})
     return cols

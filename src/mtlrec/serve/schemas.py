@@ -165,6 +165,10 @@ class ScoreResponse(BaseModel):
         "list of class/label probabilities (multiclass, multilabel)."
     )
     fused: list[float | None] = Field(description="The fused ranking score of each row.")
+    classes: dict[str, list[str]] = Field(
+        description="Per multiclass or multilabel output, the class each of its probabilities is for, in order "
+        "(the train split's label values, e.g. 'Dresses'; '0', '1', ... for labels that are class indices)."
+    )
 
 
 class RankedItem(BaseModel):

@@ -63,6 +63,9 @@ class Service:
         extra = [c for c in self.fusion_columns if c not in features]  # request fields beside the features
         self.models: RequestModels = request_models(predictor.encoder, limits, extra)
         self.ranked = tuple(t.name for t in predictor.tasks if t.out_dim == 1)  # what ranked_lists ranks by
+        # what each column of a multiclass/multilabel output's predictions is: its class names in order
+        self.classes = {t.name: predictor.encoder.class_names(t.name) or [str(k) for k in range(t.out_dim)]
+                        for t in predictor.tasks if t.out_dim > 1}  # fmt: skip
         self.request_fields = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
 
     @property
@@ -85,6 +88,7 @@ class Service:
             info: dict[str, Any] = {"name": t.name, "kind": t.kind, "output": _KIND_OUTPUT[t.kind]}
             if t.n_classes is not None:
                 info["n_classes"] = t.n_classes
+                info["classes"] = self.classes[t.name]
             if t.where:
                 info["where"] = t.where
             if t.name in derived:
@@ -125,6 +129,7 @@ class Service:
         return {
             "predictions": {name: json_values(v) for name, v in preds.items()},
             "fused": json_values(fused),
+            "classes": self.classes,
         }
 
     def recommend(self, body: Mapping[str, Any]) -> dict[str, Any]:
