@@ -6,7 +6,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -198,16 +198,19 @@ def diagnostics(model: MultiTaskModel, scored: Scored) -> dict[str, dict[str, An
 
 
 def evaluate_files(
-    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192, exact_rows: int = EXACT_METRIC_ROWS
+    model: MultiTaskModel, encoder: Encoder, path: str, batch_size: int = 8192, exact_rows: int = EXACT_METRIC_ROWS,
+    read: Callable | None = None,
 ) -> dict[str, Metrics]:
     """``Predictor.evaluate``'s answer for every row of the files ``path`` names (a directory or
-    glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth."""
+    glob), read piece by piece (by ``read``, default ``read_piece``: data/stream.py FileRows):
+    {"data": metrics} plus {"oracle": metrics} with ground truth."""
     from mtlrec.data.stream import FileRows
 
     schema = encoder.schema
     columns = [*schema.columns(), *([schema.group] if schema.group else [])]
     columns += [ORACLE_PREFIX + t.name for t in model.tasks]
-    metrics, oracle = evaluate_split(model, FileRows(path, encoder, columns), batch_size, exact_rows=exact_rows)
+    rows = FileRows(path, encoder, columns, **({"read": read} if read else {}))
+    metrics, oracle = evaluate_split(model, rows, batch_size, exact_rows=exact_rows)
     return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 

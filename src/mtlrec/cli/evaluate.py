@@ -27,16 +27,15 @@ def run(
     predictor = Predictor.load(run_dir)
     if data is not None and is_stream(data):  # a directory or glob: piece by piece, exact metrics
         batch_size = predictor.config.train.eval_batch_size
-        result = evaluate_files(
-            predictor.model, predictor.encoder, str(data), batch_size, predictor.config.train.exact_metric_rows
-        )
+        result = evaluate_files(predictor.model, predictor.encoder, str(data), batch_size,
+                                predictor.config.train.exact_metric_rows, read=predictor.read())
     else:
         if data is not None:
             table, where = read_table(data), data.name
         else:
             if split not in SPLITS:
                 raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
-            _, tables, origins = load_data(predictor.config)
+            _, tables, origins = load_data(predictor.config, predictor.joiner)
             table, where = tables[split], origins[split]
         result = predictor.evaluate(table, where=where)
     print(metrics_table(result["data"], result.get("oracle")))

@@ -30,7 +30,7 @@ def run(
     if is_stream(data):  # a directory or glob: piece by piece, into a directory of parts
         _predict_files(predictor, data, out, kept, lists)
         return
-    table = read_table(data)
+    table = predictor.joined(read_table(data), data.name)  # the run's side tables fill in what rows lack
     require_columns(table, kept, f"{data.name} (--keep)")
     preds = predictor.predict(table, where=data.name)
     if lists:
@@ -70,7 +70,7 @@ def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: boo
     if lists:
         raise ConfigError("--lists: needs one file (a request's candidates together); DATA is a directory or glob")
     columns = [*predictor.encoder.schema.columns(labels=False), *kept]
-    rows = FileRows(str(data), predictor.encoder, columns, labels=False)
+    rows = FileRows(str(data), predictor.encoder, columns, labels=False, read=predictor.read())
     batch_size = predictor.config.train.eval_batch_size
 
     def parts():
