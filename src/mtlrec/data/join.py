@@ -171,8 +171,8 @@ class Joiner:
             if missed:
                 share = f"{missed / self.rows:.1%}" if self.rows else "0%"
                 lines.append(
-                    f"data.join {side.name}: {missed:,} of {self.rows:,} log rows ({share}) have a '{side.on}' that "
-                    f"is not in it; their {side.name} columns are missing values"
+                    f"data.join {side.name}: {missed:,} of {self.rows:,} log rows ({share}) find no match for their "
+                    f"'{side.on}' there; their {side.name} columns are missing values"
                 )
         return lines
 
