@@ -93,6 +93,7 @@ def load_data(
     schema = resolve_schema(cfg, source.schema)
     joiner = joiner or Joiner.from_config(cfg.data.join)
     if joiner is not None:
+        joiner.check(schema.features)
         source = joiner.join_source(source)
     require_columns(source.table, schema.columns(), source.name)
     tables, origins = source.split(cfg.data.split)
@@ -113,6 +114,8 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     joiner = Joiner.from_config(cfg.data.join)
     if streams(cfg.data):  # a directory or glob of files: read piece by piece (data/stream.py)
         schema = resolve_schema(cfg, None)
+        if joiner is not None:
+            joiner.check(schema.features)
         oracle = [ORACLE_PREFIX + t.name for t in schema.tasks]
         read = joiner.reader(read_piece) if joiner else read_piece
         encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle, read=read)

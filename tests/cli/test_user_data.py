@@ -179,6 +179,11 @@ def test_side_table_errors_name_file_key_and_rows(shop, tiny_config_shared, tmp_
     users = pacsv.read_csv(root / "users.csv")
     pacsv.write_csv(pa.concat_tables([users, users.slice(16, 1)]), tmp_path / "users.csv")
     pacsv.write_csv(users.drop_columns(["user_id"]), tmp_path / "nokey.csv")
+    items = pq.read_table(root / "items.parquet")
+    price = items["price"].cast(pa.string()).to_pylist()
+    price[3] = "N/A"
+    pacsv.write_csv(items.set_column(items.column_names.index("price"), "price", pa.array(price)),
+                    tmp_path / "items.csv")  # fmt: skip
     cases = [
         ({"path": str(tmp_path / "users.csv"), "on": "user_id"},
          f"users.csv: key 'user_id' value {users['user_id'][16].as_py()} is on more than one row (rows 17 and {users.num_rows + 1}); "
@@ -188,6 +193,8 @@ def test_side_table_errors_name_file_key_and_rows(shop, tiny_config_shared, tmp_
         ({"path": str(root / "users.csv"), "on": "user_price_pref"},
          "log.parquet: no column 'user_price_pref' to join users.csv on"),
         ({"path": str(tmp_path / "gone.csv"), "on": "user_id"}, "data.join.0.path: "),
+        ({"path": str(tmp_path / "items.csv"), "on": "item_id"},
+         "column 'price' in items.csv row 4: expected a number, got 'N/A'"),  # the side table's row, not the log's
     ]  # fmt: skip
     for join, message in cases:
         raw = copy.deepcopy(tiny_config_shared)

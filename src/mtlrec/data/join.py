@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mtlrec.config import JoinConfig
     from mtlrec.data.pieces import Piece
     from mtlrec.data.sources import Source
+    from mtlrec.spec import FeatureSpec
 
 MANIFEST = "side.json"  # in a run directory: the side tables, their keys and files
 FOLDER = "side"
@@ -163,6 +164,17 @@ class Joiner:
         splits = {name: self(t, source.split_origins[name]) for name, t in source.splits.items()}
         return replace(source, table=pa.concat_tables(list(splits.values()), promote_options="permissive"),
                        splits=splits)  # fmt: skip
+
+    def check(self, features: Sequence["FeatureSpec"]) -> None:
+        """Read each side-table column a feature reads as the encoder will, so that a bad value is
+        an error naming the side table's file and row (not the log row it would be joined onto)."""
+        from mtlrec.data.encode import feature_numbers, feature_values
+
+        for side in self.tables:
+            for f in features:
+                if f.source in side.columns:
+                    read = feature_numbers if f.kind == "numeric" else feature_values
+                    read(side.table[f.source], f, side.name)
 
     def report(self) -> list[str]:
         """One line per side table some log rows found no match in."""

@@ -72,7 +72,10 @@ class Service:
         # what each column of a multiclass/multilabel output's predictions is: its class names in order
         self.classes = {t.name: predictor.encoder.class_names(t.name) or [str(k) for k in range(t.out_dim)]
                         for t in predictor.tasks if t.out_dim > 1}  # fmt: skip
-        self.request_fields = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
+        fields_kind = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
+        # what a reload must keep: each field's kind, whether a side table fills it, the key fields
+        self.request_fields = {c: k + (" (filled by key)" if c in optional else "") for c, k in fields_kind.items()}
+        self.request_fields |= {k: "key" for k in keys}
 
     @property
     def run(self) -> dict[str, Any]:
