@@ -96,8 +96,8 @@ def test_multilabel_names_as_text_or_lists():
     want = [[1, 1], [0, 0], [0, 0], [1, 0]]
     assert encode(enc, ["sale|new", "", None, "new"]).tolist() == want
     assert encode(enc, pa.array([["sale", "new"], [], None, ["new"]])).tolist() == want
-    with pytest.raises(DataError, match=r"column 'tags' in valid.csv row 2: expected labels among one of the "
-                                        r"train split's classes \(new, sale\), got 'old'"):  # fmt: skip
+    with pytest.raises(DataError, match=r"column 'tags' in valid.csv row 2: expected labels among the train "
+                                        r"split's classes \(new, sale\), got 'old'"):  # fmt: skip
         encode(enc, ["new", "sale|old"])
 
 

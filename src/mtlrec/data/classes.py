@@ -99,10 +99,10 @@ def choose_classes(t: TaskSpec, counts: ClassCounts) -> tuple[list[str] | None, 
     return _order(values), len(values)
 
 
-def expected(classes: Sequence[str]) -> str:
-    """'one of the train split's classes (a, b, c)', the list cut after SHOWN classes."""
-    listed = ", ".join(classes[:SHOWN]) + (f", ... ({len(classes)} in all)" if len(classes) > SHOWN else "")
-    return f"one of the train split's classes ({listed})"
+def listed(classes: Sequence[str]) -> str:
+    """'the train split's classes (a, b, c)', the list cut after SHOWN classes."""
+    names = ", ".join(classes[:SHOWN]) + (f", ... ({len(classes)} in all)" if len(classes) > SHOWN else "")
+    return f"the train split's classes ({names})"
 
 
 def class_indices(look: VocabLookup, col: pa.ChunkedArray, t: TaskSpec, mask: np.ndarray, where: Where) -> np.ndarray:
@@ -111,7 +111,7 @@ def class_indices(look: VocabLookup, col: pa.ChunkedArray, t: TaskSpec, mask: np
     ids = lookup_column(look, col, t.source, where)
     bad = np.flatnonzero(mask & (ids == 0))
     if len(bad):
-        raise bad_value(where, t.source, int(bad[0]), expected(look.vocab), col[int(bad[0])].as_py())
+        raise bad_value(where, t.source, int(bad[0]), f"one of {listed(look.vocab)}", col[int(bad[0])].as_py())
     return np.where(mask, ids - 1, 0)
 
 
@@ -124,7 +124,8 @@ def multi_hot(look: VocabLookup, col: pa.ChunkedArray, t: TaskSpec, mask: np.nda
     bad = np.flatnonzero((ids == 0) & mask[row])
     if len(bad):
         at = RowOrigin.of(where).take(row)
-        raise bad_value(at, t.source, int(bad[0]), f"labels among {expected(look.vocab)}", lists.flatten()[int(bad[0])].as_py())
+        value = lists.flatten()[int(bad[0])].as_py()
+        raise bad_value(at, t.source, int(bad[0]), f"labels among {listed(look.vocab)}", value)
     out = np.zeros((len(lengths), len(look.vocab)), dtype=np.float32)
     ok = mask[row]
     out[row[ok], ids[ok] - 1] = 1.0

@@ -1,5 +1,6 @@
-"""Encoder: fit on the train split (vocabularies, fill values, scaling), apply to any split or to new
-rows, save as JSON. Unseen and missing categories map to index 0."""
+"""Encoder: fit on the train split (vocabularies, fill values, scaling, the classes of multiclass and
+multilabel tasks), apply to any split or to new rows, save as JSON. Unseen and missing categories
+map to index 0."""
 
 from __future__ import annotations
 
