@@ -65,3 +65,16 @@ def test_errors_name_file_key_and_rows():
         side.join(pa.table({"click": [1]}), RowOrigin("part-3.parquet", np.arange(1)))
     with pytest.raises(ConfigError, match="column 'city' is in users.csv and in shops.csv"):
         Joiner([side, SideTable.of(pa.table({"shop": [1], "city": ["z"]}), "shops.csv", "shop")])
+
+
+def test_a_sources_own_splits_are_joined_each():
+    from mtlrec.data.sources import Source
+
+    splits = {"train": pa.table({"user_id": [1, 2]}), "valid": pa.table({"user_id": [3]}), "test": pa.table({"user_id": [7]})}
+    origins = {name: RowOrigin(f"{name}.csv") for name in splits}
+    source = Source(pa.concat_tables(splits.values()), None, RowOrigin("data set"), splits, origins)
+    joiner = Joiner([SideTable.of(USERS, "users.csv", "user_id")])
+    joined = joiner.join_source(source)
+    assert {name: t["city"].to_pylist() for name, t in joined.splits.items()} == {
+        "train": ["a", "b"], "valid": ["c"], "test": [None]}  # fmt: skip
+    assert joined.table["city"].to_pylist() == ["a", "b", "c", None] and joiner.unmatched == [1]
