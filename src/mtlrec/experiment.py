@@ -128,7 +128,8 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
             encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
         encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
     fitted = {t.name: t.n_classes for t in encoder.schema.tasks if t.n_classes is not None}
-    schema = schema.with_n_classes({t.name: fitted[t.name] for t in schema.tasks if t.n_classes is None and t.name in fitted})
+    schema = schema.with_n_classes({t.name: fitted[t.name] for t in schema.tasks if t.n_classes is None
+                                    and t.name in fitted})  # fmt: skip
     lines = joiner.report() if joiner else []  # counted as the rows were read once (a stream: by its scan)
     lines += single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks))
     for line in lines:

@@ -171,7 +171,8 @@ def test_a_row_without_its_key_or_attributes_is_a_422_naming_the_key(shop, joine
     assert got.json()["message"] == ("rows[0].category: Field required; or give 'item_id', whose row in "
                                      "items.parquet has it")  # fmt: skip
     info = joined_client.get("/v1/model").json()
-    assert [(s["name"], s["on"]) for s in info["side_tables"]] == [("items.parquet", "item_id"), ("users.csv", "user_id")]
+    sides = [(s["name"], s["on"]) for s in info["side_tables"]]
+    assert sides == [("items.parquet", "item_id"), ("users.csv", "user_id")]
 
 
 def test_side_table_errors_name_file_key_and_rows(shop, tiny_config_shared, tmp_path, capsys):
@@ -186,7 +187,8 @@ def test_side_table_errors_name_file_key_and_rows(shop, tiny_config_shared, tmp_
                     tmp_path / "items.csv")  # fmt: skip
     cases = [
         ({"path": str(tmp_path / "users.csv"), "on": "user_id"},
-         f"users.csv: key 'user_id' value {users['user_id'][16].as_py()} is on more than one row (rows 17 and {users.num_rows + 1}); "
+         f"users.csv: key 'user_id' value {users['user_id'][16].as_py()} is on more than one row "
+         f"(rows 17 and {users.num_rows + 1}); "
          "a side table has one row per key"),
         ({"path": str(tmp_path / "nokey.csv"), "on": "user_id"},
          "nokey.csv (a side table keyed by 'user_id'): missing column(s) 'user_id'"),

@@ -14,7 +14,10 @@ from mtlrec.errors import ConfigError, DataError
 USERS = pa.table({"user_id": [3, 1, 2], "age": [30.0, 10.0, None], "city": ["c", "a", "b"]})
 
 
-@pytest.mark.parametrize("keys", [pa.array([1, 3, 9, None]), pa.array([1.0, 3.0, 9.0, None]), pa.array(["1", "3", "9", None])])
+KEYS = [pa.array([1, 3, 9, None]), pa.array([1.0, 3.0, 9.0, None]), pa.array(["1", "3", "9", None])]
+
+
+@pytest.mark.parametrize("keys", KEYS, ids=["int", "float", "text"])
 def test_keys_match_as_text_and_rows_without_one_get_missing_values(keys):
     joiner = Joiner([SideTable.of(USERS, "users.csv", "user_id")])
     out = joiner(pa.table({"user_id": keys, "click": [1, 0, 1, 0]}), "log.csv")
@@ -70,7 +73,7 @@ def test_errors_name_file_key_and_rows():
 def test_a_sources_own_splits_are_joined_each():
     from mtlrec.data.sources import Source
 
-    splits = {"train": pa.table({"user_id": [1, 2]}), "valid": pa.table({"user_id": [3]}), "test": pa.table({"user_id": [7]})}
+    splits = {name: pa.table({"user_id": ids}) for name, ids in (("train", [1, 2]), ("valid", [3]), ("test", [7]))}
     origins = {name: RowOrigin(f"{name}.csv") for name in splits}
     source = Source(pa.concat_tables(splits.values()), None, RowOrigin("data set"), splits, origins)
     joiner = Joiner([SideTable.of(USERS, "users.csv", "user_id")])
