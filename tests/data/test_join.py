@@ -43,16 +43,18 @@ def test_a_stream_reader_joins_each_piece_with_rows_named_by_their_file():
     joiner = Joiner([SideTable.of(USERS, "users.csv", "user_id")])
 
     def read(piece, columns):  # two tables of one "file", as read_piece gives them
-        assert "user_id" in columns  # the key is read even when not asked for
+        assert columns.count("user_id") == 1  # the key is read once, asked for or not
         yield pa.table({"user_id": [1, 2]}), 0
         yield pa.table({"user_id": [5]}), 2
 
     class Piece:
         name = "part-1.parquet"
 
+    assert next(joiner.reader(read)(Piece(), ["user_id", "city"]))[0].num_rows == 2
     tables = [t for t, _ in joiner.reader(read)(Piece(), ["city"])]
     assert [t.column_names for t in tables] == [["user_id", "city"]] * 2  # only the columns asked for
     assert pa.concat_tables(tables)["city"].to_pylist() == ["a", "b", None] and joiner.unmatched == [1]
+    assert joiner.rows == 5  # the two rows of the first read, then these three
 
 
 def test_errors_name_file_key_and_rows():

@@ -53,7 +53,7 @@ class SideTable:
     @classmethod
     def of(cls, table: pa.Table, name: str, on: str, columns: Sequence[str] | None = None) -> "SideTable":
         """``table`` as a side table keyed by ``on`` (checked: key present, one row per key)."""
-        take = [c for c in table.column_names if c != on] if columns is None else list(columns)
+        take = [c for c in (table.column_names if columns is None else columns) if c != on]
         require_columns(table, [on, *take], f"{name} (a side table keyed by '{on}')")
         table = table.select([on, *take])
         keys = as_strings(table[on], on, name).combine_chunks()
@@ -150,7 +150,7 @@ class Joiner:
         reads: the keys are read too, and of the side tables' columns those asked for are added."""
 
         def joined(piece: "Piece", columns: Sequence[str]) -> Iterator[tuple[pa.Table, int]]:
-            for table, first in read(piece, [*columns, *self.keys]):
+            for table, first in read(piece, list(dict.fromkeys([*columns, *self.keys]))):
                 yield self(table, RowOrigin(piece.name, np.arange(first, first + table.num_rows)), columns), first
 
         return joined
