@@ -1,8 +1,8 @@
 """Data as users have it, measured: the simulated shop written the way a shop keeps it, trained
 from that form and from the hand-made one, with every test metric side by side.
 
-    python benchmarks/user_data.py --out runs/user_data            # 200k impressions
-    python benchmarks/user_data.py --out runs/user_data --rows 20000 --set train.epochs=2
+    python benchmarks/user_data.py --out runs/user_data --rows 50000   # docs/user_data.md's table
+    python benchmarks/user_data.py --out runs/user_data --rows 20000 --set train.epochs=2   # a quick look
 
 It writes into ``--out``:
   log.parquet    the impressions without the item and user attributes (ids, context, labels); the
