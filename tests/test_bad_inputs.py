@@ -220,7 +220,7 @@ CONFIGS = [
     config_case("feature-reads-a-label",
                 put("schema", {**SMALL_SCHEMA, "features": [*SMALL_SCHEMA["features"], {"name": "click", "kind": "numeric"}]}),
                 ("feature 'click' reads column 'click', the label of task 'click'",)),
-    config_case("multiclass-without-classes", tasks({"name": "click", "kind": "multiclass"}),
+    config_case("multiclass-of-one-class", tasks({"name": "click", "kind": "multiclass", "n_classes": 1}),
                 ("task 'click': a multiclass task needs n_classes >= 2",)),
     config_case("unknown-task-kind", tasks({"name": "click", "kind": "ternary"}), ("schema.tasks.0.kind",)),
     config_case("not-utf-8", lambda c: b"train:\n  epochs: \xff\n", ("not UTF-8 text (byte 17",)),

@@ -146,8 +146,8 @@ def test_unknown_weighting_section():
 
 
 def test_schema_rules_are_config_errors():
-    bad = {"features": SCHEMA["features"], "tasks": [{"name": "seg", "kind": "multiclass"}]}
-    with pytest.raises(ConfigError, match="schema.tasks.0: task 'seg'.*n_classes"):
+    bad = {"features": SCHEMA["features"], "tasks": [{"name": "seg", "kind": "multiclass", "n_classes": 1}]}
+    with pytest.raises(ConfigError, match="schema.tasks.0: task 'seg'.*n_classes >= 2"):
         parse_config({"schema": bad})
     with pytest.raises(ConfigError, match="split method 'time' needs a column"):
         parse_config({"data": {"split": {"method": "time"}}})

@@ -90,6 +90,15 @@ class SplitConfig(_Strict):
         return self.test_from is not None or self.valid_from is not None
 
 
+class JoinConfig(_Strict):
+    """A side table (users.csv, items.parquet) joined onto the log as it is read: its row whose
+    ``on`` column equals the log row's adds its other columns (or only ``columns``) to that row."""
+
+    path: str  # a CSV or Parquet file, one row per key
+    on: str  # the key column, in the side table and in the log
+    columns: tuple[str, ...] | None = None  # the columns to take (default: all but the key)
+
+
 class DataConfig(_Sections):
     """source: 'synthetic' (the built-in shop simulator), 'file' (CSV or Parquet at ``path``), or a
     public data set adapter name (``mtlrec datasets`` lists them). An adapter's options live in a
@@ -108,6 +117,7 @@ class DataConfig(_Sections):
     shuffle_buffer: int = Field(262_144, ge=1)  # rows shuffled together when streaming (rounded up to batches)
     # read and encode the next window in a background thread (None: when a core is free of torch's threads)
     prefetch: bool | None = None
+    join: tuple[JoinConfig, ...] | None = None  # side tables joined onto the log by key (data/join.py)
 
     @property
     def name(self) -> str:  # what hyper.build_registered looks up

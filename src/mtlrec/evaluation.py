@@ -213,18 +213,19 @@ def evaluate_files(
     batch_size: int = 8192,
     exact_rows: int = EXACT_METRIC_ROWS,
     advance: Advance | None = None,
+    read: Callable | None = None,
 ) -> dict[str, Metrics]:
     """``Predictor.evaluate``'s answer for every row of the files ``path`` names (a directory or
-    glob), read piece by piece: {"data": metrics} plus {"oracle": metrics} with ground truth.
-    ``advance(rows)`` is told of each batch scored."""
+    glob), read piece by piece (by ``read``, default ``read_piece``: data/stream.py FileRows):
+    {"data": metrics} plus {"oracle": metrics} with ground truth. ``advance(rows)`` is told of each
+    batch scored."""
     from mtlrec.data.stream import FileRows
 
     schema = encoder.schema
     columns = [*schema.columns(), *([schema.group] if schema.group else [])]
     columns += [ORACLE_PREFIX + t.name for t in model.tasks]
-    metrics, oracle = evaluate_split(
-        model, FileRows(path, encoder, columns), batch_size, exact_rows=exact_rows, advance=advance
-    )
+    rows = FileRows(path, encoder, columns, **({"read": read} if read else {}))
+    metrics, oracle = evaluate_split(model, rows, batch_size, exact_rows=exact_rows, advance=advance)
     return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 
@@ -247,4 +248,6 @@ def oracle_predictions(table: pa.Table, tasks: Sequence[TaskSpec]) -> dict[str, 
             out[t.name] = np.asarray(flat, dtype=np.float64).reshape(len(col), -1)
         else:
             out[t.name] = np.asarray(col, dtype=np.float64)
+        if out[t.name].ndim != (1 if t.out_dim == 1 else 2):  # ground truth of another kind of task
+            return None
     return out

@@ -4,6 +4,7 @@ metrics -> run directory."""
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from mtlrec.data.batches import EncodedData
 from mtlrec.data.columns import RowOrigin, require_columns
 from mtlrec.data.encode import Encoder
 from mtlrec.data.fingerprint import data_fingerprint
+from mtlrec.data.join import FOLDER as SIDE_FOLDER
+from mtlrec.data.join import MANIFEST as SIDE_MANIFEST
+from mtlrec.data.join import Joiner
+from mtlrec.data.pieces import read_piece
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.errors import ConfigError, RunError
@@ -64,6 +69,7 @@ class Prepared:
     encoder: Encoder
     encoded: dict[str, EncodedData | StreamData]
     fingerprint: dict[str, Any]  # the data files, taken before they were read (data/fingerprint.py)
+    joiner: Joiner | None = None  # the side tables of data.join, kept in the run directory
 
 
 def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
@@ -73,11 +79,18 @@ def resolve_schema(cfg: ExperimentConfig, default: Schema | None) -> Schema:
     return schema
 
 
-def load_data(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table], dict[str, RowOrigin]]:
+def load_data(
+    cfg: ExperimentConfig, joiner: Joiner | None = None
+) -> tuple[Schema, dict[str, pa.Table], dict[str, RowOrigin]]:
     """The schema, the train/valid/test tables (a data set's own splits first), and where the rows
-    of each come from, so that errors name a row by its file and row there."""
+    of each come from, so that errors name a row by its file and row there. The side tables of
+    ``data.join`` (or ``joiner``'s, e.g. a run's) are joined onto the rows before they are split."""
     source = load_source(cfg.data)
     schema = resolve_schema(cfg, source.schema)
+    joiner = joiner or Joiner.from_config(cfg.data.join)
+    if joiner is not None:
+        joiner.check(schema.features)
+        source = joiner.join_source(source)
     require_columns(source.table, schema.columns(), source.name)
     tables, origins = source.split(cfg.data.split)
     return schema, tables, origins
@@ -94,21 +107,30 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
     it is; ``grow``: a parent run's, grown by the train split (a warm start); neither: fit anew.
     A binary task with one class in a split is a warning (its AUC there is undefined)."""
     fingerprint = data_fingerprint(cfg.data)
+    joiner = Joiner.from_config(cfg.data.join)
     if streams(cfg.data):  # a directory or glob of files: read piece by piece (data/stream.py)
         schema = resolve_schema(cfg, None)
+        if joiner is not None:
+            joiner.check(schema.features)
         oracle = [ORACLE_PREFIX + t.name for t in schema.tasks]
-        encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle)
+        read = joiner.reader(read_piece) if joiner else read_piece
+        encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle, read=read)
         tables = None
     else:
-        schema, tables, origins = load_data(cfg)
+        schema, tables, origins = load_data(cfg, joiner)
         if encoder is None and grow is not None:
             encoder = grow.grow(tables["train"], where=origins["train"])
         elif encoder is None:
             encoder = Encoder(schema).fit(tables["train"], where=origins["train"])
         encoded = {name: encoder.transform(t, where=origins[name]) for name, t in tables.items()}
-    for line in single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks)):
+    fitted = {t.name: t.n_classes for t in encoder.schema.tasks if t.n_classes is not None}
+    schema = schema.with_n_classes({t.name: fitted[t.name] for t in schema.tasks if t.n_classes is None
+                                    and t.name in fitted})  # fmt: skip
+    lines = joiner.report() if joiner else []  # counted as the rows were read once (a stream: by its scan)
+    lines += single_class_warnings(schema.tasks, encoded, resolve_monitor(cfg.train.monitor, schema.tasks))
+    for line in lines:
         warnings.warn(line, stacklevel=2)
-    return Prepared(schema, tables, encoder, encoded, fingerprint)
+    return Prepared(schema, tables, encoder, encoded, fingerprint, joiner)
 
 
 def refuse_used_dir(out: Path, overwrite: bool) -> None:
@@ -125,8 +147,9 @@ def clear_earlier_run(out: Path) -> None:
     if any(p.name != LOCK for p in out.iterdir()):
         begin_run(out)
         for name in ("history.jsonl", "metrics.json", DIAGNOSTICS, REPORT, "model.safetensors", "weighting.safetensors",
-                     PARENT):
+                     PARENT, SIDE_MANIFEST):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / SIDE_FOLDER, ignore_errors=True)
         prune(out, keep=0)
 
 
@@ -189,6 +212,8 @@ def run_experiment(
         write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
         data.encoder.save(out / "encoder.json")
         data.encoder.save_counts(out / COUNTS)
+        if data.joiner is not None:
+            data.joiner.save(out)
         return _train_into(out, start, progress, restore)
 
 

@@ -4,7 +4,7 @@ encoded input layout. Validated with plain Python; pydantic validates them from 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 FeatureKind = Literal["categorical", "numeric", "sequence"]
@@ -84,6 +84,10 @@ class TaskSpec:
     ``log1p`` scale; predictions are returned on the original scale.
     ``loss: poisson`` (regression only) is for counts (units sold, visits): labels must be >= 0, the
     model's output is a log rate (log link) and predictions are expected counts.
+
+    Multiclass and multilabel labels are values (ratings 1-5, department names) or class indices
+    0..K-1; the classes come from the train split (data/classes.py), and ``n_classes``, optional,
+    must agree with them. A multilabel label is a list, or values joined by ``separator``.
     """
 
     __pydantic_config__ = _FORBID
@@ -100,8 +104,9 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         multi = self.kind in ("multiclass", "multilabel")
-        if multi and (self.n_classes is None or self.n_classes < 2):
-            raise ValueError(f"task '{self.name}': a {self.kind} task needs n_classes >= 2")
+        if multi and self.n_classes is not None and self.n_classes < 2:
+            raise ValueError(f"task '{self.name}': a {self.kind} task needs n_classes >= 2 (or none: the train "
+                             f"split's classes)")  # fmt: skip
         if not multi and self.n_classes is not None:
             raise ValueError(f"task '{self.name}': n_classes is only for multiclass/multilabel tasks")
         if self.loss is not None and self.loss not in LOSSES[self.kind]:
@@ -133,6 +138,8 @@ class TaskSpec:
 
     @property
     def out_dim(self) -> int:
+        if self.n_classes is None and self.kind in ("multiclass", "multilabel"):
+            raise ValueError(f"task '{self.name}': its classes are not known before the encoder is fitted")
         return self.n_classes if self.n_classes is not None else 1
 
     @property
@@ -202,6 +209,11 @@ class Schema:
         if labels:
             cols += [t.source for t in self.tasks] + [t.where for t in self.tasks if t.where]
         return cols
+
+    def with_n_classes(self, n_classes: dict[str, int]) -> Schema:
+        """This schema with the tasks in ``n_classes`` given that many classes."""
+        tasks = tuple(replace(t, n_classes=n_classes[t.name]) if t.name in n_classes else t for t in self.tasks)
+        return replace(self, tasks=tasks)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

@@ -34,7 +34,8 @@ def run(
         total = FileRows(str(data), predictor.encoder, []).rows  # from the Parquet metadata (None: CSV)
         with progress.bar(f"evaluating {data}", total) as bar:
             result = evaluate_files(predictor.model, predictor.encoder, str(data), batch_size,
-                                    predictor.config.train.exact_metric_rows, advance=bar.advance)  # fmt: skip
+                                    predictor.config.train.exact_metric_rows, advance=bar.advance,
+                                    read=predictor.read())  # fmt: skip
     else:
         with progress.bar(f"reading {data or f'the {split} split'}", unit=None):
             if data is not None:
@@ -42,7 +43,7 @@ def run(
             else:
                 if split not in SPLITS:
                     raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got '{split}'")
-                _, tables, origins = load_data(predictor.config)
+                _, tables, origins = load_data(predictor.config, predictor.joiner)
                 table, where = tables[split], origins[split]
         with progress.bar(f"evaluating {data or f'the {split} split'}", table.num_rows) as bar:
             result = predictor.evaluate(table, where=where, advance=bar.advance)

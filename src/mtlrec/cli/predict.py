@@ -35,7 +35,7 @@ def run(
         _predict_files(predictor, data, out, kept, lists, progress)
         return
     with progress.bar(f"reading {data}", unit=None):
-        table = read_table(data)
+        table = predictor.joined(read_table(data), data.name)  # the run's side tables fill in what rows lack
     require_columns(table, kept, f"{data.name} (--keep)")
     with progress.bar(f"scoring {data}", table.num_rows) as bar:
         preds = predictor.predict(table, where=data.name, advance=bar.advance)
@@ -55,7 +55,7 @@ def run(
         print(f"wrote {result.num_rows:,} rows: {len(ranked)} lists ({', '.join(ranked)}) for "
               f"{len(set(ranked['fused'].group.tolist())):,} '{group}' groups to {out}; fused: {fuser.describe()}")  # fmt: skip
         return
-    cols = prediction_columns(predictor.tasks, preds)
+    cols = prediction_columns(predictor.tasks, preds, predictor.encoder.classes_)
     columns = {c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()}
     write_table(pa.table(columns), out)
     print(f"wrote {table.num_rows:,} rows x {len(cols)} prediction columns to {out}")
@@ -76,13 +76,14 @@ def _predict_files(predictor, data: Path, out: Path, kept: list[str], lists: boo
     if lists:
         raise ConfigError("--lists: needs one file (a request's candidates together); DATA is a directory or glob")
     columns = [*predictor.encoder.schema.columns(labels=False), *kept]
-    rows = FileRows(str(data), predictor.encoder, columns, labels=False)
+    rows = FileRows(str(data), predictor.encoder, columns, labels=False, read=predictor.read())
     batch_size = predictor.config.train.eval_batch_size
 
     def parts(advance):
         for chunk, table in rows.chunks():
             require_columns(table, kept, f"{data} (--keep)")
-            cols = prediction_columns(predictor.tasks, predict(predictor.model, chunk, batch_size, advance))
+            preds = predict(predictor.model, chunk, batch_size, advance)
+            cols = prediction_columns(predictor.tasks, preds, predictor.encoder.classes_)
             yield pa.table({c: table[c] for c in kept} | {name: pa.array(v) for name, v in cols.items()})
 
     with progress.bar(f"scoring {data}", rows.rows) as bar:

@@ -1,5 +1,6 @@
-"""Encoder: fit on the train split (vocabularies, fill values, scaling), apply to any split or to new
-rows, save as JSON. Unseen and missing categories map to index 0."""
+"""Encoder: fit on the train split (vocabularies, fill values, scaling, the classes of multiclass and
+multilabel tasks), apply to any split or to new rows, save as JSON. Unseen and missing categories
+map to index 0."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pydantic
 import torch
 
 from mtlrec.data.batches import EncodedData
+from mtlrec.data.classes import ClassCounts, choose_classes, class_indices, multi_hot
 from mtlrec.data.columns import (
     RowOrigin,
     Where,
@@ -27,7 +29,7 @@ from mtlrec.data.columns import (
     require_columns,
 )
 from mtlrec.data.hashing import stable_hash
-from mtlrec.data.lookup import VocabLookup
+from mtlrec.data.lookup import VocabLookup, lookup_column
 from mtlrec.data.vocab import value_counts, vocabulary
 from mtlrec.errors import DataError, RunError
 from mtlrec.spec import FeatureSpec, InputLayout, Schema, TaskSpec
@@ -51,15 +53,22 @@ def feature_values(col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> pa.Arr
     return as_strings(col, f.source, where).combine_chunks()
 
 
+def sample_space(table: pa.Table, t: TaskSpec, where: Where) -> np.ndarray:
+    """[N] bool: the rows of ``t``'s sample space (all rows, or where its ``where`` label is 1)."""
+    return as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+
+
+def _has_labels(table: pa.Table, t: TaskSpec) -> bool:
+    return t.source in table.column_names and (not t.where or t.where in table.column_names)
+
+
 def regression_labels(schema: Schema, table: pa.Table, where: Where) -> Iterator[tuple[TaskSpec, np.ndarray]]:
     """Each regression task's labels (after its transform, float64) over its sample space, for the
     tasks whose columns ``table`` has: what their standardisation is fitted on."""
     for t in schema.tasks:
-        if t.kind != "regression" or t.source not in table.column_names:
+        if t.kind != "regression" or not _has_labels(table, t):
             continue
-        if t.where and t.where not in table.column_names:
-            continue
-        mask = as_binary(table[t.where], t.where, where).astype(bool) if t.where else np.ones(table.num_rows, bool)
+        mask = sample_space(table, t, where)
         yield t, Encoder.label_values(table[t.source], t, mask, where)[mask].astype(np.float64)
 
 
@@ -72,6 +81,18 @@ def target_scale(task: TaskSpec, n: int, mean: float, std: float) -> tuple[float
     if task.loss_name == "poisson":
         return 0.0, mean if n and mean > 0 else 1.0
     return (mean if n else 0.0), (std if n and std > 0 else 1.0)
+
+
+def count_classes(schema: Schema, table: pa.Table, where: Where, counts: dict[str, ClassCounts]) -> None:
+    """Add ``table``'s labels of each task in ``counts`` (multiclass and multilabel ones) whose
+    columns it has: what their classes are chosen from."""
+    for t in schema.tasks:
+        if t.name in counts and _has_labels(table, t):
+            counts[t.name].add(table[t.source], t, sample_space(table, t, where), where)
+
+
+def class_counters(schema: Schema) -> dict[str, ClassCounts]:
+    return {t.name: ClassCounts() for t in schema.tasks if t.kind in ("multiclass", "multilabel")}
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -87,7 +108,9 @@ class Encoder:
         self.numeric_: dict[str, dict[str, float | bool]] = {}
         self.targets_: dict[str, tuple[float, float]] = {}  # regression task -> (mean, std) of its label
         self.counts_: dict[str, dict[str, int]] = {}  # categorical/sequence feature -> {value: times seen}
-        self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_
+        # multiclass/multilabel task whose labels are values -> its classes (absent: labels are indices)
+        self.classes_: dict[str, list[str]] = {}
+        self._lookups: dict[str, VocabLookup] = {}  # built on first use from vocabs_ (tasks: from classes_)
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, table: pa.Table, where: Where = "train") -> "Encoder":
@@ -100,7 +123,25 @@ class Encoder:
                 self.counts_[f.name] = value_counts(feature_values(col, f, where))
                 self.vocabs_[f.name] = vocabulary(self.counts_[f.name], f)
         self._fit_targets(table, where)
+        counts = class_counters(self.schema)
+        count_classes(self.schema, table, where, counts)
+        return self.set_classes(counts)
+
+    def set_classes(self, counts: dict[str, ClassCounts]) -> "Encoder":
+        """Each multiclass/multilabel task's classes from its train labels (data/classes.py), and the
+        schema's ``n_classes`` resolved from them."""
+        resolved = {}
+        for name, seen in counts.items():
+            classes, resolved[name] = choose_classes(self.schema.task(name), seen)
+            if classes is not None:
+                self.classes_[name] = classes
+        self.schema = self.schema.with_n_classes(resolved)
         return self
+
+    def class_names(self, task: str) -> list[str] | None:
+        """The class names of a task whose labels are values (``rating`` -> ["1", ..., "5"]);
+        None for labels that are class indices (and for other tasks)."""
+        return self.classes_.get(task)
 
     def grow(self, table: pa.Table, where: Where = "train") -> "Encoder":
         """A copy whose vocabularies grew by ``table``'s values: every value this encoder knows keeps
@@ -208,17 +249,16 @@ class Encoder:
             z = (z - s["min"]) / max(s["max"] - s["min"], 1e-12)
         return [z, missing.astype(np.float64)] if s["indicator"] else [z]
 
-    def _vocab_lookup(self, name: str) -> VocabLookup:
-        look = self._lookups.get(name)
-        if look is None or look.vocab is not self.vocabs_[name]:
-            look = self._lookups[name] = VocabLookup(self.vocabs_[name])
+    def _vocab_lookup(self, name: str, vocabs: dict[str, list[str]] | None = None) -> VocabLookup:
+        vocab = (self.vocabs_ if vocabs is None else vocabs)[name]
+        key = name if vocabs is None else f"task {name}"
+        look = self._lookups.get(key)
+        if look is None or look.vocab is not vocab:
+            look = self._lookups[key] = VocabLookup(vocab)
         return look
 
     def _categorical(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
-        look = self._vocab_lookup(f.name)
-        if pa.types.is_integer(col.type):  # ids as integers: no text needed (same result)
-            return look.integers(col)
-        return look.strings(as_strings(col, f.source, where))
+        return lookup_column(self._vocab_lookup(f.name), col, f.source, where)
 
     def _sequence(self, col: pa.ChunkedArray, f: FeatureSpec, where: Where) -> np.ndarray:
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -246,12 +286,14 @@ class Encoder:
     def _labels(self, table: pa.Table, where: Where) -> tuple[dict, dict]:
         ys: dict[str, torch.Tensor] = {}
         masks: dict[str, torch.Tensor] = {}
-        n = table.num_rows
         for t in self.schema.tasks:
-            mask = np.ones(n, dtype=bool)
-            if t.where:
-                mask = as_binary(table[t.where], t.where, where).astype(bool)
-            y = self.label_values(table[t.source], t, mask, where)
+            mask = sample_space(table, t, where)
+            if t.name in self.classes_:
+                look = self._vocab_lookup(t.name, self.classes_)
+                read = class_indices if t.kind == "multiclass" else multi_hot
+                y = read(look, table[t.source], t, mask, where)
+            else:
+                y = self.label_values(table[t.source], t, mask, where)
             if t.name in self.targets_:
                 mean, std = self.targets_[t.name]
                 y = np.where(mask, (y - mean) / std, 0.0).astype(np.float32)
@@ -295,13 +337,16 @@ class Encoder:
 
     # -- persistence -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "schema": dataclasses.asdict(self.schema),
             "vocabularies": self.vocabs_,
             "numeric": self.numeric_,
             "targets": self.targets_,
         }
+        if self.classes_:  # absent in runs whose labels are all class indices (and in older runs)
+            out["classes"] = self.classes_
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "encoder") -> "Encoder":
@@ -312,10 +357,15 @@ class Encoder:
             enc.vocabs_ = {k: [str(v) for v in vs] for k, vs in d["vocabularies"].items()}
             enc.numeric_ = {k: dict(v) for k, v in d["numeric"].items()}
             enc.targets_ = {k: (float(v[0]), float(v[1])) for k, v in d.get("targets", {}).items()}
+            enc.classes_ = {k: [str(v) for v in vs] for k, vs in d.get("classes", {}).items()}
             for f in enc.schema.features:
                 state = enc.numeric_ if f.kind == "numeric" else enc.vocabs_
                 if f.name not in state:
                     raise ValueError(f"no fitted state for feature '{f.name}'")
+            for name, classes in enc.classes_.items():
+                if len(classes) != enc.schema.task(name).n_classes:
+                    raise ValueError(f"task '{name}' has n_classes {enc.schema.task(name).n_classes} but "
+                                     f"{len(classes)} classes")  # fmt: skip
         except (KeyError, TypeError, ValueError, AttributeError, pydantic.ValidationError) as err:
             raise RunError(f"{where}: not a valid encoder ({str(err).splitlines()[0]})") from None
         return enc

@@ -10,10 +10,12 @@ numeric feature and regression task, whatever the number of rows.
   the mean and std are those of the filled column, as ``Encoder.fit`` computes them (equal up to
   float rounding: about 1e-15 relative).
 - regression labels: mean and std over the task's sample space, merged the same way.
+- multiclass and multilabel labels: their distinct values, from which the classes are chosen at
+  the end as ``Encoder.fit`` chooses them (data/classes.py).
 
 ``start``: an encoder whose vocabularies grow instead (a warm start): its counts are the starting
 counts, its values keep their indices, and its numeric scaling and regression targets stay as
-they are (a model is tied to them), so nothing numeric is accumulated."""
+they are (a model is tied to them), so nothing numeric is accumulated; its classes stay too."""
 
 from __future__ import annotations
 
@@ -24,8 +26,15 @@ import pyarrow as pa
 
 from mtlrec.data.columns import Where, require_columns
 from mtlrec.data.encode import (
-    Encoder, feature_numbers, feature_values, regression_labels, signed_log1p, target_scale,
-)  # fmt: skip
+    Encoder,
+    class_counters,
+    count_classes,
+    feature_numbers,
+    feature_values,
+    regression_labels,
+    signed_log1p,
+    target_scale,
+)
 from mtlrec.data.vocab import add_counts, value_counts, vocabulary
 from mtlrec.errors import DataError
 from mtlrec.spec import FeatureSpec, Schema
@@ -78,6 +87,7 @@ class EncoderFit:
         self.scaled = {f.name: Moments() for f in schema.features if f.kind == "numeric"}  # transformed
         self.missing = {f.name: 0 for f in schema.features if f.kind == "numeric"}
         self.targets = {t.name: Moments() for t in schema.tasks if t.kind == "regression"}
+        self.classes = class_counters(schema)
         self.rows = 0
 
     def update(self, table: pa.Table, where: Where = "train") -> "EncoderFit":
@@ -95,12 +105,13 @@ class EncoderFit:
                 self.observed[f.name].add(seen)
                 self.scaled[f.name].add(signed_log1p(seen) if f.transform == "log1p" else seen)
         if self.start is None:
-            self._update_targets(table, where)
+            self._update_labels(table, where)
         return self
 
-    def _update_targets(self, table: pa.Table, where: Where) -> None:
+    def _update_labels(self, table: pa.Table, where: Where) -> None:
         for t, y in regression_labels(self.schema, table, where):
             self.targets[t.name].add(y)
+        count_classes(self.schema, table, where, self.classes)
 
     def finish(self) -> Encoder:
         enc = Encoder(self.schema)
@@ -111,6 +122,7 @@ class EncoderFit:
                 enc.vocabs_[f.name] = vocabulary(self.counts[f.name], f, known=known)
         if self.start is not None:
             enc.numeric_, enc.targets_ = dict(self.start.numeric_), dict(self.start.targets_)
+            enc.classes_ = dict(self.start.classes_)
             return enc
         for f in self.schema.features:
             if f.kind == "numeric":
@@ -118,7 +130,7 @@ class EncoderFit:
         for name, m in self.targets.items():
             if m.n:
                 enc.targets_[name] = target_scale(self.schema.task(name), m.n, m.mean, m.std)
-        return enc
+        return enc.set_classes(self.classes)
 
     def _numeric(self, f: FeatureSpec) -> dict[str, float | bool]:
         observed, missing = self.observed[f.name], self.missing[f.name]

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mtlrec.data.columns import Where, as_strings
+
 _INTEGER = r"^(0|-?[1-9][0-9]{0,18})$"  # the text of an integer of at most 19 digits, as int64 has
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -66,3 +68,11 @@ class VocabLookup:
         if len(keys) and keys.min() >= 0 and keys.max() < 4 * len(keys) + 1024:
             self._direct = np.zeros(int(keys.max()) + 1, dtype=np.int64)
             self._direct[keys] = index
+
+
+def lookup_column(look: VocabLookup, col: pa.ChunkedArray, name: str, where: Where) -> np.ndarray:
+    """Index + 1 in ``look``'s vocabulary of each value of a single-valued column (0: absent or
+    missing), compared as text as ``as_strings`` writes it; integers without the text."""
+    if pa.types.is_integer(col.type):
+        return look.integers(col)
+    return look.strings(as_strings(col, name, where))

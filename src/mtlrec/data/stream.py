@@ -45,6 +45,7 @@ from mtlrec.errors import ConfigError, DataError
 from mtlrec.spec import Schema
 
 SPLITS = ("train", "valid", "test")
+Reader = Callable[[Piece, Sequence[str]], Iterator[tuple[pa.Table, int]]]  # read_piece, or it with side tables
 
 
 class Splitter:
@@ -105,13 +106,14 @@ class Scan:
 
 
 def scan(
-    pieces: Sequence[Piece], splitter: Splitter, schema: Schema, fit: EncoderFit | None, columns: Sequence[str]
-) -> Scan:
+    pieces: Sequence[Piece], splitter: Splitter, schema: Schema, fit: EncoderFit | None, columns: Sequence[str],
+    read: Reader = read_piece,
+) -> Scan:  # fmt: skip
     """One pass: count the rows of each split, and fit ``fit`` (if any) on the train rows."""
     counts = np.zeros((len(pieces), 3), dtype=np.int64)
     classes = {s: {t.name: (0, 0) for t in schema.tasks if t.kind == "binary"} for s in SPLITS}
     for i, piece in enumerate(pieces):
-        for table, first in read_piece(piece, columns):
+        for table, first in read(piece, columns):
             codes = splitter.codes(table, piece, first)
             counts[i] += np.bincount(codes, minlength=3)
             origin = RowOrigin(piece.name, np.arange(first, first + table.num_rows))
@@ -143,11 +145,13 @@ class StreamData:
     def __init__(
         self, pieces: Sequence[Piece], counts: np.ndarray, split: str, splitter: Splitter, encoder: Encoder,
         columns: Sequence[str], classes: dict[str, tuple[int, int]], buffer: int, prefetch: bool | None = None,
+        read: Reader = read_piece,
     ) -> None:  # fmt: skip
         self.pieces, self.counts = list(pieces), np.asarray(counts)  # counts: [P] this split's rows per piece
         self.code, self.splitter, self.encoder = SPLITS.index(split), splitter, encoder
         self.columns, self.classes, self.buffer, self.prefetch = list(columns), classes, buffer, prefetch
         self.targets = dict(encoder.targets_)
+        self.read = read
 
     def __len__(self) -> int:
         return int(self.counts.sum())
@@ -161,7 +165,7 @@ class StreamData:
         rows left out (whole pieces unread): (encoded rows, the raw table they came from). A split
         without rows gives one empty chunk."""
         if not len(self):
-            table, _ = next(read_piece(self.pieces[0], self.columns))
+            table, _ = next(self.read(self.pieces[0], self.columns))
             yield self.encoder.transform(table.slice(0, 0), where=self.pieces[0].name), table.slice(0, 0)
             return
         for i in range(len(self.pieces)) if order is None else order:
@@ -169,7 +173,7 @@ class StreamData:
                 skip -= int(self.counts[i])
                 continue
             piece = self.pieces[i]
-            for table, first in read_piece(piece, self.columns):
+            for table, first in self.read(piece, self.columns):
                 rows = self.splitter.codes(table, piece, first) == self.code
                 index = np.flatnonzero(rows)[skip:]
                 skip = max(skip - int(rows.sum()), 0)
@@ -293,11 +297,12 @@ def streams(cfg: DataConfig) -> bool:
 
 def open_splits(
     cfg: DataConfig, schema: Schema, *, encoder: Encoder | None = None, grow: Encoder | None = None,
-    extra: Sequence[str] = (),
+    extra: Sequence[str] = (), read: Reader = read_piece,
 ) -> tuple[Encoder, dict[str, StreamData]]:  # fmt: skip
     """The streamed train/valid/test splits of ``cfg`` and their encoder: ``encoder`` as it is, or
     fitted in the same pass that counts the splits (grown from ``grow`` for a warm start).
-    ``extra``: more columns to read where the files have them (e.g. the oracle_* ones)."""
+    ``extra``: more columns to read where the files have them (e.g. the oracle_* ones). ``read``:
+    how a piece is read (side tables joined on: data/join.py)."""
     splitter = Splitter(cfg)
     files = {f.absolute(): f for f in find_files(cfg.path)}
     files.update({f: f for f in splitter.by_file})
@@ -305,12 +310,12 @@ def open_splits(
     columns = list(dict.fromkeys([*schema.columns(), *([schema.group] if schema.group else []), *splitter.columns,
                                   *extra]))  # fmt: skip
     fit = EncoderFit(schema, start=grow) if encoder is None else None
-    found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns])
+    found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns], read)
     encoder = encoder or fit.finish()
     _check_sizes(cfg, found.counts.sum(0))
     return encoder, {
         split: StreamData(pieces, found.counts[:, i], split, splitter, encoder, columns, found.classes[split],
-                          cfg.shuffle_buffer, cfg.prefetch)  # fmt: skip
+                          cfg.shuffle_buffer, cfg.prefetch, read)  # fmt: skip
         for i, split in enumerate(SPLITS)
     }
 
@@ -338,9 +343,11 @@ class FileRows:
     trained (``mtlrec evaluate`` and ``predict`` on a directory or glob): what ``evaluate_split``
     reads through ``chunks``."""
 
-    def __init__(self, path: str, encoder: Encoder, columns: Sequence[str], *, labels: bool = True) -> None:
+    def __init__(
+        self, path: str, encoder: Encoder, columns: Sequence[str], *, labels: bool = True, read: Reader = read_piece
+    ) -> None:
         self.pieces = pieces_of(find_files(path))
-        self.encoder, self.columns, self.labels = encoder, list(columns), labels
+        self.encoder, self.columns, self.labels, self.read = encoder, list(columns), labels, read
 
     @property
     def rows(self) -> int | None:
@@ -350,6 +357,6 @@ class FileRows:
 
     def chunks(self) -> Iterator[tuple[EncodedData, pa.Table]]:
         for piece in self.pieces:
-            for table, first in read_piece(piece, self.columns):
+            for table, first in self.read(piece, self.columns):
                 where = RowOrigin(piece.name, np.arange(first, first + table.num_rows))
                 yield self.encoder.transform(table, labels=self.labels, where=where), table

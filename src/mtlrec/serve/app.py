@@ -166,13 +166,13 @@ def create_app(run: "str | Path | Predictor", limits: Limits = Limits(), options
     @app.post("/v1/score", response_model=ScoreResponse)
     async def score(body: ScoreRequest) -> Any:  # type: ignore[valid-type]
         service = serving.service  # read once: the whole answer comes from this run
-        return await answer(lambda: JSONResponse(service.score({"rows": body.rows})))
+        return await answer(_respond, service.score, {"rows": body.rows})
 
     @app.post("/v1/recommend", response_model=RecommendResponse)
     async def recommend(body: RecommendRequest) -> Any:  # type: ignore[valid-type]
         service = serving.service  # read once: the whole answer comes from this run
         request = {"context": body.context, "candidates": body.candidates, "k": body.k}
-        return await answer(_recommend, service, request)
+        return await answer(_respond, service.recommend, request)
 
     class ReloadRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -211,11 +211,12 @@ def create_app(run: "str | Path | Predictor", limits: Limits = Limits(), options
     return app
 
 
-def _recommend(service: Service, request: dict[str, Any]) -> Any:
+def _respond(endpoint: Callable[[dict[str, Any]], Any], request: dict[str, Any]) -> Any:
+    """``endpoint(request)`` as JSON, or a 422 for a RequestError."""
     from fastapi.responses import JSONResponse
 
     try:
-        return JSONResponse(service.recommend(request))
+        return JSONResponse(endpoint(request))
     except RequestError as err:
         return validation_response([{"type": err.kind, "loc": ("body", *err.loc), "msg": err.message}])
 

@@ -37,7 +37,7 @@ _INT_TEXT = re.compile(r"0|-?[1-9][0-9]{0,99}")  # an int's decimal text (ASCII 
 _FLOAT_TEXT = re.compile(r"-?[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?")  # what arrow writes for a finite float
 
 
-def _index(vocabulary: list[str]) -> dict[str | int | float, int]:
+def value_index(vocabulary: list[str]) -> dict[str | int | float, int]:
     """Value -> id (vocabulary position + 1). A value that is an int's decimal text is also keyed by
     the int, so that ``3`` finds ``"3"`` as arrow's int -> string cast does, without converting; one
     that is the text arrow's float -> string cast writes for a float (``as_strings``: ``"3.5"``) is
@@ -76,8 +76,10 @@ class ColumnEncoder:
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
         features = encoder.schema.features
-        self.categorical = [(f.source, _index(encoder.vocabs_[f.name])) for f in features if f.kind == "categorical"]
-        self.sequence = [(f, _index(encoder.vocabs_[f.name])) for f in features if f.kind == "sequence"]
+        self.categorical = [
+            (f.source, value_index(encoder.vocabs_[f.name])) for f in features if f.kind == "categorical"
+        ]
+        self.sequence = [(f, value_index(encoder.vocabs_[f.name])) for f in features if f.kind == "sequence"]
         self.numeric = [f for f in features if f.kind == "numeric"]
         self.width = max((f.max_len for f, _ in self.sequence), default=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +13,9 @@ from mtlrec.artifacts import RUN_JSON, load_tensors, read_json, read_run, read_y
 from mtlrec.config import ExperimentConfig, parse_config
 from mtlrec.data.columns import Where
 from mtlrec.data.encode import Encoder
+from mtlrec.data.join import Joiner
+from mtlrec.data.pieces import read_piece
+from mtlrec.data.stream import Reader
 from mtlrec.errors import RunError
 from mtlrec.evaluation import Advance, Metrics, evaluate_model, oracle_predictions, predict
 from mtlrec.losses import output_predictions
@@ -44,6 +47,7 @@ class Predictor:
         self.run_info = run_info or {}  # the run.json read with the other files (empty without a run directory)
         self._fuser = fuser
         self._columns: ColumnEncoder | None = None
+        self.joiner: Joiner | None = None  # the run's side tables (data/join.py), if it was trained with any
 
     @property
     def tasks(self):
@@ -66,7 +70,17 @@ class Predictor:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise RunError(f"{run_dir / 'model.safetensors'}: does not match the model in config.yaml ({first})") from None
-        return cls(config, encoder, model, run_dir=run_dir, run_info=read_json(run_dir / RUN_JSON))
+        predictor = cls(config, encoder, model, run_dir=run_dir, run_info=read_json(run_dir / RUN_JSON))
+        predictor.joiner = Joiner.load(run_dir)
+        return predictor
+
+    def joined(self, table: pa.Table, where: Where) -> pa.Table:
+        """``table`` with the run's side tables joined on (the columns it has stay its own)."""
+        return self.joiner(table, where) if self.joiner is not None else table
+
+    def read(self) -> Reader:
+        """How to read a piece of a directory or glob of rows: with the run's side tables joined on."""
+        return self.joiner.reader(read_piece) if self.joiner is not None else read_piece
 
     @property
     def fuser(self) -> Fuser:
@@ -75,8 +89,9 @@ class Predictor:
         return self._fuser
 
     def predict(self, table: pa.Table, where: Where = "data", advance: Advance | None = None) -> dict[str, np.ndarray]:
-        """{task: [N] or [N, K]} from raw rows (labels not needed); ``advance(rows)`` as batches are scored."""
-        data = self.encoder.transform(table, labels=False, where=where)
+        """{task: [N] or [N, K]} from raw rows (labels not needed; the run's side tables fill in the
+        columns the rows lack by key); ``advance(rows)`` as batches are scored."""
+        data = self.encoder.transform(self.joined(table, where), labels=False, where=where)
         return predict(self.model, data, self.config.train.eval_batch_size, advance)
 
     def score(self, columns: Mapping[str, Column], n: int) -> dict[str, np.ndarray]:
@@ -92,6 +107,7 @@ class Predictor:
     def evaluate(self, table: pa.Table, where: Where = "data", advance: Advance | None = None) -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth; ``advance(rows)``
         as batches are scored."""
+        table = self.joined(table, where)
         data = self.encoder.transform(table, where=where)
         preds = predict(self.model, data, self.config.train.eval_batch_size, advance)
         out = {"data": evaluate_model(self.model, preds, data)}
@@ -101,13 +117,18 @@ class Predictor:
         return out
 
 
-def prediction_columns(tasks, preds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One column per task ({task}) or per class/label ({task}_{k}) for multiclass/multilabel."""
+def prediction_columns(
+    tasks, preds: dict[str, np.ndarray], classes: Mapping[str, Sequence[str]] = {}
+) -> dict[str, np.ndarray]:
+    """One column per task ({task}), or per class/label of a multiclass/multilabel task: named by
+    its class ({task}={class}, e.g. department=Dresses) where ``classes`` (``Encoder.classes_``)
+    names them, else by its index ({task}_{k})."""
     cols: dict[str, np.ndarray] = {}
     for t in tasks:
         p = preds[t.name]
         if p.ndim == 1:
             cols[t.name] = p
-        else:
-            cols.update({f"{t.name}_{k}": p[:, k] for k in range(p.shape[1])})
+            continue
+        names = classes.get(t.name)
+        cols.update({f"{t.name}={names[k]}" if names else f"{t.name}_{k}": p[:, k] for k in range(p.shape[1])})
     return cols

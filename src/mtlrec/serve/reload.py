@@ -56,6 +56,10 @@ def request_difference(old: Service, new: Service, new_name: str) -> str | None:
         if new_outputs[name] != (kind, width):
             return (f"output '{name}' is {kind} with {width} value(s) in the serving run, "
                     f"{new_outputs[name][0]} with {new_outputs[name][1]} in {new_name}")  # fmt: skip
+    changed = next((name for name, names in old.classes.items() if new.classes[name] != names), None)
+    if changed is not None:  # the same width, other classes: a client would read them wrongly
+        return (f"the classes of output '{changed}' differ: {old.classes[changed]} in the serving run, "
+                f"{new.classes[changed]} in {new_name}")
     return None
 
 

@@ -117,18 +117,25 @@ def typing_features(features: Sequence[FeatureSpec]) -> dict[str, FeatureSpec]:
     return out
 
 
-def request_models(encoder: Encoder, limits: Limits, extra_numeric: Sequence[str] = ()) -> RequestModels:
+def request_models(
+    encoder: Encoder, limits: Limits, extra_numeric: Sequence[str] = (), *, optional: Sequence[str] = (),
+    keys: Sequence[str] = (),
+) -> RequestModels:  # fmt: skip
     """Models for the run's features plus ``extra_numeric`` fields (non-feature columns the fusion
-    reads, such as price)."""
+    reads, such as price). ``optional``: fields a row may leave out (the run's side tables fill
+    them by key); ``keys``: the side tables' key fields (strings or integers), where not features."""
     typing = typing_features(encoder.schema.features)
     fields: dict[str, Any] = {c: _feature_type(f) for c, f in typing.items()}
     examples: dict[str, Any] = {c: example_value(f, encoder) for c, f in typing.items()}
     for name in extra_numeric:
         fields.setdefault(name, Number)
         examples.setdefault(name, 1.0)
+    for name in keys:
+        fields.setdefault(name, Category)
     columns = tuple(fields)
 
-    row = _typed_dict("Row", {c: Required[t] for c, t in fields.items()})
+    row = _typed_dict("Row", {c: NotRequired[t] if c in optional or c in keys else Required[t]
+                              for c, t in fields.items()})  # fmt: skip
     context = _typed_dict("Context", {c: NotRequired[t] for c, t in fields.items() if c != ID})
     candidate = _typed_dict("Candidate", {**{c: NotRequired[t] for c, t in fields.items()}, ID: Required[Id]})
     score = create_model(
@@ -165,6 +172,10 @@ class ScoreResponse(BaseModel):
         "list of class/label probabilities (multiclass, multilabel)."
     )
     fused: list[float | None] = Field(description="The fused ranking score of each row.")
+    classes: dict[str, list[str]] = Field(
+        description="Per multiclass or multilabel output, the class each of its probabilities is for, in order "
+        "(the train split's label values, e.g. 'Dresses'; '0', '1', ... for labels that are class indices)."
+    )
 
 
 class RankedItem(BaseModel):

@@ -15,6 +15,7 @@ from mtlrec.rank.lists import FUSED, ranked_lists
 from mtlrec.serve.backend import load_backend
 from mtlrec.serve.columns import ColumnEncoder, Same
 from mtlrec.serve.predictor import Predictor
+from mtlrec.serve.side import SideFill
 from mtlrec.serve.schemas import ID, Limits, RequestModels, feature_help, request_models, typing_features
 from mtlrec.spec import FeatureSpec, TaskSpec
 
@@ -61,9 +62,20 @@ class Service:
         features = typing_features(predictor.encoder.schema.features)
         self.fusion_columns = _fusion_columns(self.fuser, predictor.tasks, features)
         extra = [c for c in self.fusion_columns if c not in features]  # request fields beside the features
-        self.models: RequestModels = request_models(predictor.encoder, limits, extra)
+        fields = [*features, *extra]
+        self.side = SideFill(predictor.joiner, fields) if predictor.joiner is not None else None
+        keys = [k for k in self.side.keys if k not in fields] if self.side else []  # key fields beside them
+        optional = self.side.columns if self.side else ()
+        self.models: RequestModels = request_models(predictor.encoder, limits, extra, optional=optional, keys=keys)
+        self.needed = tuple(fields)  # what the model and the fusion read, in every row once filled
         self.ranked = tuple(t.name for t in predictor.tasks if t.out_dim == 1)  # what ranked_lists ranks by
-        self.request_fields = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
+        # what each column of a multiclass/multilabel output's predictions is: its class names in order
+        self.classes = {t.name: predictor.encoder.class_names(t.name) or [str(k) for k in range(t.out_dim)]
+                        for t in predictor.tasks if t.out_dim > 1}  # fmt: skip
+        fields_kind = {c: f.kind for c, f in features.items()} | {c: "numeric" for c in extra}
+        # what a reload must keep: each field's kind, whether a side table fills it, the key fields
+        self.request_fields = {c: k + (" (filled by key)" if c in optional else "") for c, k in fields_kind.items()}
+        self.request_fields |= {k: "key" for k in keys}
 
     @property
     def run(self) -> dict[str, Any]:
@@ -85,6 +97,7 @@ class Service:
             info: dict[str, Any] = {"name": t.name, "kind": t.kind, "output": _KIND_OUTPUT[t.kind]}
             if t.n_classes is not None:
                 info["n_classes"] = t.n_classes
+                info["classes"] = self.classes[t.name]
             if t.where:
                 info["where"] = t.where
             if t.name in derived:
@@ -109,6 +122,8 @@ class Service:
             },
             "lists": [*self.ranked, FUSED],
             "request": {"columns": list(self.models.columns), "candidate_id": ID},
+            "side_tables": [{"name": s.name, "on": s.on, "columns": list(s.columns)} for s in self.side.sides]
+            if self.side is not None else [],
             "limits": {
                 "max_rows": self.limits.max_rows,
                 "max_candidates": self.limits.max_candidates,
@@ -119,17 +134,25 @@ class Service:
     def score(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /v1/score: {"rows": [...]} -> per-output predictions and the fused score, per row."""
         rows = body["rows"]
-        columns = {c: [r[c] for r in rows] for c in self.models.columns}
+        if self.side is not None:
+            rows = [self.side.fill(r) for r in rows]
+            for i, r in enumerate(rows):
+                self._require(r, ("rows", i))
+        columns = {c: [r[c] for r in rows] for c in self.needed}
         preds = self.predict(columns, len(rows))
         fused = self.fuser(self._fusion_values(preds, columns, len(rows)))
         return {
             "predictions": {name: json_values(v) for name, v in preds.items()},
             "fused": json_values(fused),
+            "classes": self.classes,
         }
 
     def recommend(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /v1/recommend: context + candidates -> one ranked list per output and the fused one."""
         context, candidates, k = body.get("context") or {}, body["candidates"], body.get("k", 10)
+        if self.side is not None:
+            context = self.side.fill(context)
+            candidates = [self.side.fill(c, skip=context) for c in candidates]
         n = len(candidates)
         columns = self.candidate_columns(context, candidates)
         ids = [c[ID] for c in candidates]
@@ -152,7 +175,7 @@ class Service:
         """{column: Same(value) if given in context, else each candidate's value}; a column must be
         in exactly one of the two."""
         columns: dict[str, Any] = {}
-        for col in self.models.columns:
+        for col in self.needed:
             if col in context:
                 clash = next((i for i, c in enumerate(candidates) if col in c), None)
                 if clash is not None:
@@ -165,10 +188,20 @@ class Service:
                 columns[col] = [c[col] for c in candidates]
             except KeyError:
                 missing = next(i for i, c in enumerate(candidates) if col not in c)
-                raise RequestError(
-                    ("candidates", missing, col), "Field required (in context, or in every candidate)", "missing"
-                ) from None
+                message = "Field required (in context, or in every candidate)" + self._key_hint(col)
+                raise RequestError(("candidates", missing, col), message, "missing") from None
         return columns
+
+    def _require(self, row: Mapping[str, Any], loc: tuple) -> None:
+        """A RequestError for the first field ``row`` still lacks once the side tables filled it."""
+        missing = next((c for c in self.needed if c not in row), None)
+        if missing is not None:
+            raise RequestError((*loc, missing), "Field required" + self._key_hint(missing), "missing")
+
+    def _key_hint(self, column: str) -> str:
+        """'; or give user_id, whose row in users.csv has it' for a column a side table fills."""
+        found = self.side.source(column) if self.side is not None else None
+        return f"; or give '{found[1]}', whose row in {found[0]} has it" if found else ""
 
     def _fusion_values(self, preds: Mapping[str, np.ndarray], columns: Mapping[str, Any], n: int) -> dict:
         """The fuser's inputs: task predictions and numeric request columns (None -> NaN)."""
