@@ -184,6 +184,10 @@ def test_simulate_cli_writes_the_application_columns(tmp_path):
     assert set(NEW) <= set(back.column_names)
     main(["simulate", "--out", str(tmp_path / "plain.parquet"), "--rows", "2000", "--users", "300", "--items", "200"])
     assert not set(NEW) & set(read_table(tmp_path / "plain.parquet").column_names)
+    main(["simulate", "--out", str(tmp_path / "days"), "--days", "2", "--rows", "1000", "--users", "300",
+          "--items", "200", "--applications"])  # fmt: skip
+    for day in ("day-01.parquet", "day-02.parquet"):
+        assert set(NEW) <= set(read_table(tmp_path / "days" / day).column_names)
 
 
 @pytest.mark.parametrize("config", ["configs/price_sensitivity.yaml", "configs/item_categories.yaml"])

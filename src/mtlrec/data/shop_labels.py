@@ -2,11 +2,13 @@
 price sensitivity, item titles and item categories, each with its ground truth.
 
 What they add to the world of ``synthetic``
-  price sensitivity  the latent that already drives the funnel: a user's purchase logit falls by
-                     P_PRICE * sensitivity per unit of log price above LOG_PRICE_REF (their click
-                     logit by W_PRICE * sensitivity), so a sensitivity of 1.6 (a bargain hunter's
-                     mean) halves the purchase odds of an item priced 1.6x the reference where a
-                     brand-loyal user (0.6) loses a quarter. ``price_sensitivity`` is the latent as a
+  price sensitivity  the latent that already drives the funnel: per unit of log price above
+                     LOG_PRICE_REF a user's click logit falls by W_PRICE * sensitivity and their
+                     purchase logit (given a click) by (correlation W_PRICE + (1 - correlation)
+                     P_PRICE) / hypot(correlation, 1 - correlation) * sensitivity, 0.92 * sensitivity
+                     at correlation 0.5: a sensitivity of 1.6 (a bargain hunter's mean) halves the
+                     purchase odds of an item priced 1.6x the reference, where a brand-loyal user
+                     (0.6) loses a quarter. ``price_sensitivity`` is the latent as a
                      price test measures it: the latent plus N(0, SENSITIVITY_LABEL_NOISE^2), drawn
                      per impression; ``oracle_price_sensitivity`` is the latent itself.
   related category   every category has a few related ones (a Dirichlet(RELATED_CONCENTRATION) draw
