@@ -198,7 +198,7 @@ def test_application_configs_train_with_their_oracle(config, tmp_path):
             "train.epochs=1", "train.progress=false"]  # fmt: skip
     cfg = load_config(config, tiny)
     assert cfg.data.synthetic.applications
-    metrics = run_experiment(cfg, tmp_path / "run", log=lambda line: None)
+    metrics = run_experiment(cfg, tmp_path / "run")
     tasks = {t.name for t in cfg.schema_.tasks}
     assert tasks & {"price_sensitivity", "item_categories"}
     assert set(metrics["test"]) == set(metrics["oracle"]["test"]) == tasks
