@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mtlrec.config import ExperimentConfig
 from mtlrec.metrics import METRIC_MODE
@@ -121,16 +121,21 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(
-    tasks: Sequence[TaskSpec], results: Results, headline: Callable[[TaskSpec], str] | Mapping[str, str]
-) -> list[Cell]:
+Headline = Callable[[TaskSpec], str] | Mapping[str, str]
+
+
+def _metric(headline: Headline, task: TaskSpec) -> str:
+    return headline[task.kind] if isinstance(headline, Mapping) else headline(task)
+
+
+def summarize(tasks: Sequence[TaskSpec], results: Results, headline: Headline) -> list[Cell]:
     """``headline``: the metric to compare of each task (e.g. ``cli.table.headline``), or of each
     task kind ({"binary": "auc", ...})."""
     cells = []
     base = results[BASELINE]
     for (model, weighting), runs in results.items():
         for task in tasks:
-            metric = headline[task.kind] if isinstance(headline, Mapping) else headline(task)
+            metric = _metric(headline, task)
             values = tuple(r["test"][task.name][metric] for r in runs)
             mean, std = _spread(values)
             b_mean, b_std = _spread([r["test"][task.name][metric] for r in base])
@@ -153,6 +158,17 @@ def table(cells: Sequence[Cell]) -> tuple[list[str], list[list[str]]]:
         rows.setdefault((c.model, c.weighting), [c.model, c.weighting]).append(text)
     header = ["model", "weighting", *(f"{t} {m}" for t, m in tasks)]
     return header, list(rows.values())
+
+
+def oracle_row(tasks: Sequence[TaskSpec], results: Results, headline: Headline) -> list[str] | None:
+    """The row of ``table`` for the oracle (the simulator's ground truth scored like a model: the
+    best achievable), when the runs have one (it depends on the test split only: every run shares it)."""
+    runs = [run for cell in results.values() for run in cell]
+    oracle = [run.get("oracle", {}).get("test") for run in runs]
+    if not runs or any(o is None for o in oracle):
+        return None
+    values = [oracle[0].get(t.name, {}).get(_metric(headline, t)) for t in tasks]
+    return ["oracle", "", *("-" if v is None else f"{v:.4f}" for v in values)]
 
 
 def write_csv(path: Path, cells: Sequence[Cell]) -> None:

@@ -50,6 +50,8 @@ class SyntheticConfig(_Strict):
     page_size: int = Field(10, ge=1)
     correlation: float = Field(0.5, ge=0.0, le=1.0)
     seed: int = 0
+    # also price_sensitivity, title and item_categories with their oracles (data/shop_labels.py)
+    applications: bool = False
 
 
 class SplitConfig(_Strict):

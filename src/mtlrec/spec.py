@@ -28,9 +28,11 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "multiclass": ("accuracy", "macro_f1", "logloss"),
     "multilabel": ("micro_auc", "macro_auc", "micro_f1", "macro_f1"),
 }
-# every metric a task of each kind may name: the defaults, and metrics of count targets
+# every metric a task of each kind may name: the defaults, metrics of count targets, and ranking by
+# the schema's group (ndcg@10: each group's rows ranked by the prediction)
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
     **DEFAULT_METRICS,
+    "binary": (*DEFAULT_METRICS["binary"], "ndcg@10"),
     "regression": (*DEFAULT_METRICS["regression"], "poisson_deviance", "wape"),
 }
 POISSON_METRICS = ("poisson_deviance", "wape", "rmse", "mae")  # the defaults of a task with loss: poisson

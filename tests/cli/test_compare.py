@@ -11,7 +11,7 @@ import yaml
 
 from mtlrec.cli.main import main
 from mtlrec.cli.table import headline
-from mtlrec.compare import BASELINE, grid, summarize, table
+from mtlrec.compare import BASELINE, grid, oracle_row, summarize, table
 from mtlrec.spec import TaskSpec
 from mtlrec.weighting import WEIGHTINGS
 
@@ -62,6 +62,16 @@ def test_summary_mean_spread_lift_and_negative_transfer():
     assert rows[1][3] == "12.0000 ± 1.0000 (-20.00% NT)"
 
 
+def test_oracle_row_only_where_every_run_has_ground_truth():
+    with_oracle = [{**r, "oracle": {"test": {"click": {"auc": 0.8}, "value": {"rmse": 9.5}}}} for r in runs((0.7, 10.0))]
+    results = {BASELINE: with_oracle, ("shared_bottom", "static"): with_oracle}
+    assert oracle_row(TASKS, results, headline) == ["oracle", "", "0.8000", "9.5000"]
+    results[("shared_bottom", "pcgrad")] = runs((0.7, 10.0))  # no ground truth (a file source)
+    assert oracle_row(TASKS, results, headline) is None
+    partial = [{**r, "oracle": {"test": {"click": {"auc": 0.8}}}} for r in runs((0.7, 10.0))]
+    assert oracle_row(TASKS, {BASELINE: partial}, headline) == ["oracle", "", "0.8000", "-"]
+
+
 def test_undefined_metrics_are_not_flagged():
     results = {BASELINE: runs((0.7, 1.0)), ("shared_bottom", "static"): runs((None, 1.0))}
     cell = [c for c in summarize(TASKS, results, headline) if c.model == "shared_bottom"][0]
@@ -104,6 +114,8 @@ def test_compare_end_to_end(capsys, tmp_path, tiny_config):
     assert (out / "shared_bottom-mgda" / "seed1" / "metrics.json").is_file()
     md = (out / "compare.md").read_text()
     assert md.splitlines()[0].startswith("| model ") and md.splitlines()[0] in stdout
+    oracle = [line for line in md.splitlines() if line.startswith("| oracle ")]  # the simulator's ground truth
+    assert len(oracle) == 1 and oracle[0] in stdout and "oracle: the simulator's ground truth" in md
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert len(rows) == 3 * 6  # 3 configurations x 6 tasks
     assert {r["n"] for r in rows} == {"2"}

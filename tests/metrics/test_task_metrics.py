@@ -55,6 +55,43 @@ def test_gauc_needs_groups():
     assert out["auc"] == binary.auc(y, p)
 
 
+def ndcg_reference(y: np.ndarray, p: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
+    """NDCG@k one group at a time: sort by score (stable: the earlier row first on ties), gain y,
+    discount log2(rank + 2), over the ideal order's; mean over groups with a positive."""
+    values = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        gains = y[rows][np.argsort(-p[rows], kind="stable")][:k]
+        ideal = np.sort(y[rows])[::-1][:k]
+        if ideal.sum() > 0:
+            discount = 1 / np.log2(np.arange(2, 2 + k))
+            values.append((gains * discount[: len(gains)]).sum() / (ideal * discount[: len(ideal)]).sum())
+    return float(np.mean(values)) if values else math.nan
+
+
+def test_ndcg_against_a_per_group_reference_and_degenerate_inputs():
+    y, p = DATA["binary"]
+    groups = RNG.integers(0, 7, N)  # lists longer than 10: the cut-off matters
+    got = task_metrics("binary", ["ndcg@10"], y, p, groups=groups)["ndcg@10"]
+    assert got == pytest.approx(ndcg_reference(y.astype(float), p, groups), abs=1e-12)
+    tied = np.round(p, 1)  # ties: the earlier row first, as the reference's stable sort
+    assert task_metrics("binary", ["ndcg@10"], y, tied, groups=groups)["ndcg@10"] == pytest.approx(
+        ndcg_reference(y.astype(float), tied, groups), abs=1e-12)
+    assert task_metrics("binary", ["ndcg@10"], y, y + 0.0, groups=groups)["ndcg@10"] == 1.0  # a perfect ranking
+    assert math.isnan(task_metrics("binary", ["ndcg@10"], y, p)["ndcg@10"])  # no groups
+    assert math.isnan(task_metrics("binary", ["ndcg@10"], np.zeros(N), p, groups=groups)["ndcg@10"])  # no positive
+    assert math.isnan(task_metrics("binary", ["ndcg@10"], *EMPTY["binary"], groups=np.zeros(0))["ndcg@10"])
+
+
+def test_optional_metrics_are_named_not_default():
+    from mtlrec.spec import TaskSpec
+
+    assert "ndcg@10" not in TaskSpec("click", "binary").metric_names
+    assert TaskSpec("click", "binary", metrics=("auc", "ndcg@10")).metric_names == ("auc", "ndcg@10")
+    with pytest.raises(ValueError, match="unknown regression metric.*ndcg@10.*expected some of mse"):
+        TaskSpec("value", "regression", metrics=("ndcg@10",))
+
+
 def test_unknown_kind_or_metric_raises():
     y, p = DATA["binary"]
     with pytest.raises(ValueError, match="unknown binary metric.*mse"):

@@ -37,7 +37,7 @@ def run(
     from mtlrec.artifacts import write_text
     from mtlrec.cli.html_report import after_command
     from mtlrec.cli.table import headline, markdown
-    from mtlrec.compare import check_names, grid, run_grid, summarize, table, write_csv
+    from mtlrec.compare import check_names, grid, oracle_row, run_grid, summarize, table, write_csv
     from mtlrec.config import load_config
     from mtlrec.errors import ConfigError, RunError
 
@@ -55,9 +55,11 @@ def run(
     tasks, results = run_grid(cfg, runs, seeds, out, progress=progress)
     cells = summarize(tasks, results, headline)
     header, rows = table(cells)
-    text = markdown(header, rows)
+    oracle = oracle_row(tasks, results, headline)
+    text = markdown(header, rows + ([oracle] if oracle else []))
     legend = (f"Test metric, mean ± std over {seeds} seed(s); (lift over single_task); NT: negative transfer "
-              "(worse than single_task by more than the two standard deviations added).")  # fmt: skip
+              "(worse than single_task by more than the two standard deviations added)"
+              + ("; oracle: the simulator's ground truth scored the same way, the best achievable." if oracle else "."))  # fmt: skip
     write_text(out / "compare.md", f"{text}\n\n{legend}\n")
     write_csv(out / "compare.csv", cells)
     print(f"\n{text}\n\n{legend}\ntables: {out / 'compare.md'}, {out / 'compare.csv'}")

@@ -46,6 +46,11 @@ def run(
         "per item on sale per day from day 8 on, with lags of units, clicks and views from earlier days only and "
         "the expected units (oracle_units); see mtlrec.data.sales.",
     ),
+    applications: bool = typer.Option(
+        False, "--applications",
+        help="Also price_sensitivity, title and item_categories with their oracle_* columns (docs/applications.md); "
+        "the other columns stay as they are without it.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Write impressions from the built-in shop simulator (with its ground-truth oracle_* columns) to a file,
@@ -56,23 +61,26 @@ def run(
             if value is not None:
                 raise ConfigError(f"{option} applies only with --days (one file per day from a shop that changes)")
         if out.is_dir() or not out.suffix:
-            _parts(out, ROWS if rows is None else rows, part_rows, users, items, correlation, seed, progress)
+            _parts(out, ROWS if rows is None else rows, part_rows, users, items, correlation, seed, applications,
+                   progress)  # fmt: skip
         else:
-            _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed, progress)
+            _one_file(out, ROWS if rows is None else rows, users, items, correlation, seed, applications, progress)
     else:
         _days(out, days, ROWS_PER_DAY if rows is None else rows, users, items, correlation, seed, drift, churn,
-              sales_out, progress)  # fmt: skip
+              sales_out, applications, progress)  # fmt: skip
 
 
 def _one_file(
-    out: Path, rows: int, users: int, items: int, correlation: float, seed: int, progress: Progress
-) -> None:
+    out: Path, rows: int, users: int, items: int, correlation: float, seed: int, applications: bool,
+    progress: Progress,
+) -> None:  # fmt: skip
     from mtlrec.data.readers import write_table
     from mtlrec.data.synthetic import simulate
 
     try:
         with progress.bar(f"simulating {rows:,} impressions", unit=None):  # one call: the time it takes
-            table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed)
+            table = simulate(rows=rows, users=users, items=items, correlation=correlation, seed=seed,
+                             applications=applications)  # fmt: skip
     except ValueError as err:
         raise ConfigError(str(err)) from None
     with progress.bar(f"writing {out}", unit=None):
@@ -81,7 +89,8 @@ def _one_file(
 
 
 def _parts(
-    out: Path, rows: int, part_rows: int, users: int, items: int, correlation: float, seed: int, progress: Progress
+    out: Path, rows: int, part_rows: int, users: int, items: int, correlation: float, seed: int, applications: bool,
+    progress: Progress,
 ) -> None:
     """``rows`` impressions of one stationary shop in Parquet files of ``part_rows`` rows, drawn and
     written one file at a time (memory: one part, whatever ``rows``)."""
@@ -93,7 +102,7 @@ def _parts(
     parts = -(-rows // part_rows)
     try:
         shop = simulate_days(days=parts, rows=part_rows, users=users, items=items, correlation=correlation,
-                             drift=0.0, churn=0.0, seed=seed)  # fmt: skip
+                             drift=0.0, churn=0.0, seed=seed, applications=applications)  # fmt: skip
         width, left = max(5, len(str(parts))), rows
         with progress.bar(f"simulating {parts} parts", rows) as bar:
             for part in shop:
@@ -108,7 +117,7 @@ def _parts(
 
 def _days(
     out: Path, days: int, rows: int, users: int, items: int, correlation: float, seed: int,
-    drift: float | None, churn: float | None, sales_out: Path | None, progress: Progress,
+    drift: float | None, churn: float | None, sales_out: Path | None, applications: bool, progress: Progress,
 ) -> None:  # fmt: skip
     import pyarrow as pa
 
@@ -136,7 +145,7 @@ def _days(
     try:
         shop = simulate_days(
             days=days, rows=rows, users=users, items=items, correlation=correlation, drift=drift, churn=churn,
-            seed=seed,
+            seed=seed, applications=applications,
         )  # fmt: skip
     except ValueError as err:
         raise ConfigError(str(err)) from None

@@ -62,6 +62,8 @@ Randomness
   One seed; the world and its turnover, the drift and the logs draw from three separate streams, so
   the same seed under another drift has the same users, catalogue ids and turnover (only the drifting
   quantities, and the list prices of new items, differ), and day k does not depend on ``days``.
+  ``applications=True`` adds the application columns of ``shop_labels`` (today's sensitivity, titles
+  and categories of every item listed) from a fourth stream: the other columns stay as they are.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
+from mtlrec.data.shop_labels import ShopApplications
 from mtlrec.data.synthetic import (
     ACTIVITY, PRICE_SENSITIVITY, PRICE_SPREAD, SEGMENT_PRIOR, SEGMENTS, SENSITIVITY_SPREAD, START_TS,
     _as_arrow, _RowSampler, _category_index, _check, _concentration, _impressions, _interest_probs, _items,
@@ -113,6 +116,7 @@ def simulate_days(
     drift: float = DRIFT,
     churn: float = CHURN,
     seed: int = 0,
+    applications: bool = False,
 ) -> Iterator[ShopDay]:
     """Impression logs of one shop over ``days`` days, one ``ShopDay`` at a time (see the module
     docstring); ``rows`` impressions a day. The arguments are checked and day 1's world is drawn at
@@ -125,7 +129,8 @@ def simulate_days(
             raise ValueError(f"simulate_days: {name} must be a number in [0, {top:g}], got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"simulate_days: seed must be an integer >= 0, got {seed!r}")
-    shop = _Shop(users=users, items=items, categories=categories, brands=brands, seed=seed)
+    shop = _Shop(users=users, items=items, categories=categories, brands=brands, seed=seed,
+                 applications=applications)  # fmt: skip
     return _days(shop, days, rows, page_size, correlation, drift, churn)
 
 
@@ -145,6 +150,7 @@ def _days(
         table = _impressions(
             shop.logs, shop.users_today(), shop.items_today(), shop.popularity, request_user, user_ids, ts,
             rows=rows, page_size=page_size, correlation=correlation, first_request=(day - 1) * n_requests,
+            applications=shop.applications,
         )  # fmt: skip
         yield ShopDay(day, table, new_items, left_items, new_brands, int(shop.on_sale.sum()), shop.catalogue())
 
@@ -152,9 +158,11 @@ def _days(
 class _Shop:
     """What persists from day to day: every user, every item ever listed, every brand; the drifting
     state (interest gammas, sensitivity, brand trust, price levels, demand), the catalogue on sale,
-    and the three random streams (world and turnover, drift, logs)."""
+    and the three random streams (world and turnover, drift, logs), with ``applications`` a fourth."""
 
-    def __init__(self, *, users: int, items: int, categories: int, brands: int, seed: int) -> None:
+    def __init__(
+        self, *, users: int, items: int, categories: int, brands: int, seed: int, applications: bool = False
+    ) -> None:
         streams = np.random.SeedSequence(seed).spawn(3)
         self.world, self.drifting, self.logs = (np.random.default_rng(s) for s in streams)
         rng = self.world  # day 1's world, then each day's turnover
@@ -163,6 +171,9 @@ class _Shop:
         catalogue = _items(rng, items, categories, brands)
         self.item = {key: catalogue[key] for key in _ITEM_KEYS[:-1]}  # [N] arrays, N = items ever listed
         self.item["listed_level"] = catalogue["level"][catalogue["category"]]  # level when priced
+        self.applications = ShopApplications(seed, categories) if applications else None
+        if self.applications is not None:
+            self.item.update(self.applications.items(self.item["category"]))
         self.on_sale = np.ones(items, bool)
         self.trust = catalogue["brand_trust"]  # [B]
         self.base_level, self.level_shift = catalogue["level"], np.zeros(categories)  # [C]
@@ -210,7 +221,9 @@ class _Shop:
         level = (self.base_level + self.level_shift)[new_category]
         new = _list_items(rng, new_category, new_brand, self.trust[new_brand], level)
         new["listed_level"] = level
-        self.item = {key: np.concatenate([self.item[key], new[key]]) for key in _ITEM_KEYS}
+        if self.applications is not None:
+            new.update(self.applications.items(new_category))
+        self.item = {key: np.concatenate([self.item[key], new[key]]) for key in self.item}
         self.on_sale = np.concatenate([self.on_sale, np.ones(n_new, bool)])
         return n_new, n_new, n_brands
 

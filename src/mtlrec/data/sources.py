@@ -79,7 +79,7 @@ class SyntheticSource(DataSource):
         try:
             table = simulate(
                 rows=s.rows, users=s.users, items=s.items, categories=s.categories, brands=s.brands,
-                page_size=s.page_size, correlation=s.correlation, seed=s.seed,
+                page_size=s.page_size, correlation=s.correlation, seed=s.seed, applications=s.applications,
             )
         except ValueError as err:  # "simulate: rows must be >= page_size (10), got 5"
             raise ConfigError(f"data.synthetic: {str(err).split(': ', 1)[-1]}") from None

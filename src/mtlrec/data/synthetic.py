@@ -44,6 +44,11 @@ What stays hidden (per-user and per-item biases, brand loyalty, rating noise) is
 Ground truth sits beside each row in ``oracle_*`` columns: p_click, P(cart | click),
 P(purchase | click), E[order_value | purchase], and the class / inclusion probabilities of the
 profiling labels. Scoring them with a task's metric gives the best achievable value on any split.
+
+``applications=True`` adds the columns of the applications beyond the funnel, from a stream of
+their own (the other columns stay bit-identical): ``price_sensitivity`` (the latent above, measured
+with noise), item ``title`` and the multilabel ``item_categories``, with their oracles
+(``shop_labels``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mtlrec.data.shop_labels import ShopApplications
 from mtlrec.spec import FeatureSpec, Schema, TaskSpec
 
 ORACLE_PREFIX = "oracle_"
@@ -121,12 +127,17 @@ def simulate(
     page_size: int = 10,
     correlation: float = 0.5,
     seed: int = 0,
+    applications: bool = False,
 ) -> pa.Table:
-    """An impression log of ``rows`` rows with labels, features and ``oracle_*`` ground truth."""
+    """An impression log of ``rows`` rows with labels, features and ``oracle_*`` ground truth; with
+    ``applications``, also price sensitivity, titles and item categories (see ``shop_labels``)."""
     _check(rows, users, items, categories, brands, page_size, correlation)
     rng = np.random.default_rng(seed)
     popularity = rng.dirichlet(np.full(categories, 5.0))  # [C] category share of attention
     item = _items(rng, items, categories, brands)
+    apps = ShopApplications(seed, categories) if applications else None
+    if apps is not None:
+        item = {**item, **apps.items(item["category"])}
 
     # every user has a segment and an activity; the rest is drawn only for users that show up
     segment = rng.choice(len(SEGMENTS), size=users, p=SEGMENT_PRIOR)
@@ -138,7 +149,7 @@ def simulate(
     ts = _request_times(rng, n_requests, START_TS, DAYS)
     return _impressions(
         rng, user, item, popularity, request_user, seen, ts, rows=rows, page_size=page_size,
-        correlation=correlation,
+        correlation=correlation, applications=apps,
     )  # fmt: skip
 
 
@@ -155,11 +166,12 @@ def _request_times(rng: np.random.Generator, n: int, start: int, days: int) -> n
 def _impressions(
     rng: np.random.Generator, user: dict, item: dict, popularity: np.ndarray, request_user: np.ndarray,
     user_ids: np.ndarray, ts: np.ndarray, *, rows: int, page_size: int, correlation: float,
-    first_request: int = 0,
+    first_request: int = 0, applications: ShopApplications | None = None,
 ) -> pa.Table:  # fmt: skip
     """The impression log of one set of requests: ``request_user`` [R] (rows of ``user``, whose ids
     are ``user_ids``) at times ``ts`` [R] see pages of items drawn from ``item["by_category"]``;
-    request ids start at ``first_request``."""
+    request ids start at ``first_request``. ``applications`` adds its columns (drawn last, from its
+    own stream; ``item`` then holds its per-item keys)."""
     n_requests, categories = request_user.size, popularity.size
     device = rng.choice(len(DEVICES), size=n_requests, p=DEVICE_PRIOR)
 
@@ -220,6 +232,8 @@ def _impressions(
         ORACLE_PREFIX + "user_segment": _fixed_lists(user["segment_probs"][u]),
         ORACLE_PREFIX + "interests": _fixed_lists(user["interest_probs"][u]),
     }
+    if applications is not None:
+        columns.update(applications.columns(user["sensitivity"][u], item, i))
     return pa.table({name: _as_arrow(values) for name, values in columns.items()})
 
 

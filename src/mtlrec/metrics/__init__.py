@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mtlrec.metrics import binary, multiclass, multilabel, regression
+from mtlrec.metrics._inputs import pair_1d
 from mtlrec.metrics.binary import auc, gauc
 
 __all__ = [
@@ -37,6 +38,21 @@ def _gauc_or_nan(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None) -> flo
     return float("nan") if groups is None else binary.gauc(y, p, groups)
 
 
+NDCG_K = 10
+
+
+def _ndcg_or_nan(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None) -> float:
+    """NDCG@NDCG_K of each group's rows (a query's results, a user's page) ranked by ``p``, the label
+    as gain, averaged over the groups with a positive; nan without groups or positives. The ranking
+    code is rank.objectives' (ties: the earlier row first)."""
+    y, p = pair_1d(y, p)
+    if groups is None or y.size == 0:
+        return float("nan")
+    from mtlrec.rank.objectives import ranking_metrics
+
+    return ranking_metrics(np.asarray(groups).reshape(-1), p, {"label": y}, NDCG_K)["label"]["ndcg"]
+
+
 METRICS: dict[str, dict[str, Metric]] = {
     "binary": {
         "auc": _ungrouped(binary.auc),
@@ -47,6 +63,7 @@ METRICS: dict[str, dict[str, Metric]] = {
         "precision": _ungrouped(binary.precision),
         "recall": _ungrouped(binary.recall),
         "f1": _ungrouped(binary.f1),
+        f"ndcg@{NDCG_K}": _ndcg_or_nan,
     },
     "regression": {
         "mse": _ungrouped(regression.mse),
@@ -71,6 +88,7 @@ METRICS: dict[str, dict[str, Metric]] = {
 METRIC_MODE: dict[str, str] = {
     "auc": "max",
     "gauc": "max",
+    f"ndcg@{NDCG_K}": "max",
     "logloss": "min",
     "calibration": "target1",
     "accuracy": "max",

@@ -11,9 +11,9 @@ statistics whose size does not depend on the number of rows.
   binned AUC is within (pairs sharing a bin that holds two or more distinct scores) / (2 x all
   pairs) of the exact one; ``bound`` reports it: about 2**-17 when the scores spread like the
   sample's, 0 when no bin holds two distinct scores (tied scores count one half in both).
-- GAUC is exact: rows are spilled to disk in buckets by the hash of their group (every row of a
-  group in one bucket), and each bucket's groups are scored when the split ends; memory is one
-  bucket's rows (the split's rows / ``GAUC_BUCKETS``).
+- GAUC and NDCG@10 (by group) are exact: rows are spilled to disk in buckets by the hash of their
+  group (every row of a group in one bucket, in the order they came), and each bucket's groups are
+  scored when the split ends; memory is one bucket's rows (the split's rows / ``GAUC_BUCKETS``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mtlrec.data.hashing import splitmix64
-from mtlrec.metrics import binary, multiclass, multilabel, regression
+from mtlrec.metrics import NDCG_K, binary, multiclass, multilabel, regression, task_metrics
 from mtlrec.metrics._inputs import pair_1d
 from mtlrec.metrics.binary import per_group_auc
 
@@ -32,6 +32,7 @@ BINS = 1 << 16
 SAMPLE_ROWS = 1 << 18
 GAUC_BUCKETS = 256
 NAN = float("nan")
+NDCG = f"ndcg@{NDCG_K}"
 _RECORD = np.dtype([("group", "<u8"), ("score", "<f8"), ("label", "u1")])
 
 # metrics that are means over rows: folded as (mean x rows) and divided at the end
@@ -131,10 +132,24 @@ class _GroupSpill:
             with open(self.folder / f"{b}.bin", "ab") as f:
                 records[order[edges[b] : edges[b + 1]]].tofile(f)
 
+    def buckets(self):
+        """Each bucket's records: every row of its groups, in the order they came."""
+        for path in sorted(self.folder.glob("*.bin")):
+            yield np.fromfile(path, _RECORD)
+
+    def ndcg(self) -> float:
+        """NDCG@NDCG_K averaged over the groups with a positive, a bucket at a time."""
+        total, count = 0.0, 0
+        for r in self.buckets():
+            n = np.unique(r["group"][r["label"] > 0]).size
+            if n:
+                total += n * task_metrics("binary", [NDCG], r["label"], r["score"], r["group"])[NDCG]
+                count += n
+        return total / count if count else NAN
+
     def gauc(self) -> float:
         weighted, size = 0.0, 0
-        for path in sorted(self.folder.glob("*.bin")):
-            r = np.fromfile(path, _RECORD)
+        for r in self.buckets():
             auc_g, n_g = per_group_auc(r["label"], r["score"], r["group"])
             ok = ~np.isnan(auc_g)
             weighted += float((auc_g[ok] * n_g[ok]).sum())
@@ -152,7 +167,7 @@ class BoundedMetrics:
         self.sums: dict[str, float] = {}
         self.counts: np.ndarray | None = None  # confusion counts, by kind
         self.histogram: _Histogram | None = None
-        self.spill = _GroupSpill(folder) if "gauc" in names else None
+        self.spill = _GroupSpill(folder) if {"gauc", NDCG} & set(names) else None
         self.bound = 0.0  # the largest distance of a binned AUC from the exact one
 
     def update(self, y: np.ndarray, p: np.ndarray, groups: np.ndarray | None) -> None:
@@ -204,8 +219,10 @@ class BoundedMetrics:
             return math.sqrt(self.sums["mse"] / self.rows)
         if name == "wape":
             return self.sums["abs_error"] / self.sums["abs_y"] if self.sums["abs_y"] > 0 else NAN
-        if name == "gauc":
-            return self.spill.gauc() if self.spill is not None and any(self.spill.folder.iterdir()) else NAN
+        if name in ("gauc", NDCG):
+            if self.spill is None or not any(self.spill.folder.iterdir()):
+                return NAN
+            return self.spill.gauc() if name == "gauc" else self.spill.ndcg()
         if name in ("auc", "micro_auc", "macro_auc"):
             assert self.histogram is not None
             value, bound = self.histogram.per_column() if name == "macro_auc" else self.histogram.pooled()

@@ -33,6 +33,9 @@ def test_one_file_with_default_schema(tmp_path, load):
     assert kinds == {"categorical_1": "categorical", "categorical_2": "categorical",
                      "numerical_1": "numeric", "numerical_2": "numeric"}  # fmt: skip
     assert src.schema.group == "search_id" and src.schema.task("conversion").where == "click"
+    assert all("ndcg@10" in t.metric_names and "gauc" in t.metric_names for t in src.schema.tasks)  # by query
+    no_query = load("aliexpress", write(tmp_path / "b.csv", CSV.replace("search_id", "query_text")))
+    assert no_query.schema.group is None and "ndcg@10" not in no_query.schema.task("click").metric_names
 
 
 def test_conversion_without_click_is_dropped_with_a_warning(tmp_path, load, caplog):
@@ -79,6 +82,7 @@ def test_aliexpress_config_trains_end_to_end(shared, tmp_path):
     cfg = load_config("configs/aliexpress.yaml", ["train.epochs=1", "train.progress=false"])
     metrics = run_experiment(cfg, tmp_path / "run")
     assert {"click", "conversion"} <= set(metrics["test"])
+    assert 0 < metrics["test"]["click"]["ndcg@10"] <= 1  # ranking by search_id
 
 
 def test_line_numbers_count_blank_lines(tmp_path, load):

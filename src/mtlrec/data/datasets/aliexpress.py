@@ -2,8 +2,9 @@
 benchmarks): CSV with a header ``search_id, categorical_1..16, numerical_1..63, click, conversion``.
 
 ``categorical_*`` columns become categorical features, ``numerical_*`` numeric ones (other columns
-stay in the table, out of the default schema); GAUC groups by ``search_id`` (one query). Tasks:
-``click`` and ``conversion`` on clicked rows. ``data.path``: one CSV (split by ``data.split``) or a
+stay in the table, out of the default schema); GAUC and NDCG@10 group by ``search_id`` (one query's
+results: a search ranker is judged on its order within the query). Tasks: ``click`` and
+``conversion`` on clicked rows. ``data.path``: one CSV (split by ``data.split``) or a
 folder with a train and a test file (and optionally a validation one; names holding 'train', 'test',
 'val'); without a validation file the test file is halved with ``data.split.seed``.
 """
@@ -27,7 +28,7 @@ from mtlrec.data.datasets._files import (
 )
 from mtlrec.data.sources import SOURCES, DataSource, Source
 from mtlrec.errors import DataError
-from mtlrec.spec import FeatureSpec, Schema, TaskSpec
+from mtlrec.spec import DEFAULT_METRICS, FeatureSpec, Schema, TaskSpec
 
 LABELS = ("click", "conversion")
 GROUP = "search_id"
@@ -36,8 +37,10 @@ GROUP = "search_id"
 def default_schema(columns: list[str]) -> Schema:
     features = [FeatureSpec(c, "categorical") for c in columns if c.startswith("categorical_")]
     features += [FeatureSpec(c, "numeric") for c in columns if c.startswith("numerical_")]
-    tasks = (TaskSpec("click", "binary"), TaskSpec("conversion", "binary", where="click"))
-    return Schema(tuple(features), tasks, group=GROUP if GROUP in columns else None)
+    grouped = GROUP in columns
+    metrics = DEFAULT_METRICS["binary"] + (("ndcg@10",) if grouped else ())  # ranking by query
+    tasks = (TaskSpec("click", "binary", metrics=metrics), TaskSpec("conversion", "binary", where="click", metrics=metrics))
+    return Schema(tuple(features), tasks, group=GROUP if grouped else None)
 
 
 def read_aliexpress(path: Path) -> pa.Table:
