@@ -19,6 +19,7 @@ import torch
 
 from mtlrec.data.encode import Encoder
 from mtlrec.spec import FeatureSpec, Schema, TaskSpec
+from mtlrec.train.callbacks import Callback
 
 CAT_SIZES = (1_000_000,) + (10_000,) * 4 + (1_000,) * 5 + (100,) * 10
 N_NUMERIC = 8
@@ -92,15 +93,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def matmul_gflops(dtype: torch.dtype = torch.float32, *, n: int = 1024, seconds: float = 1.0) -> float:
-    """This machine's measured matrix-product rate (GFLOP/s) at the current torch thread count:
-    the best of repeated [n, n] x [n, n] products."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def matmul_gflops(
+    dtype: torch.dtype = torch.float32, *, n: int = 1024, seconds: float = 1.0, device: str = "cpu"
+) -> float:
+    """This machine's measured matrix-product rate (GFLOP/s) at the current torch thread count, or
+    the GPU's: the best of repeated [n, n] x [n, n] products (each waited for on a GPU)."""
+    a, b = torch.randn(n, n).to(device, dtype), torch.randn(n, n).to(device, dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     torch.mm(a, b)
+    sync()
     best, end = float("inf"), time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -136,20 +142,18 @@ def build(name: str, layout, tasks):
     return build_model(cfg, layout, tasks)
 
 
-class StepClock:
-    """A trainer callback that notes when each step ended (for steady-state throughput)."""
+class StepClock(Callback):
+    """A trainer callback that notes when each step ended (for steady-state throughput); ``sync``:
+    wait for the GPU's queued work first (its kernels run after the Python that launched them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync: bool = False) -> None:
         self.times: list[float] = []
-
-    def on_epoch_start(self, trainer, epoch, steps) -> None: ...
+        self.sync = sync
 
     def on_step(self, trainer, step, losses, stats, batch) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
         self.times.append(time.perf_counter())
-
-    def on_epoch_end(self, trainer, record) -> None: ...
-
-    def on_fit_end(self, trainer) -> None: ...
 
     def rate(self, batch_size: int, warmup: int) -> float:
         """Samples per second over the steps after the first ``warmup`` (the last, possibly

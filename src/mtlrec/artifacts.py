@@ -3,8 +3,9 @@ everything else JSON or YAML.
 
 A run directory holds:
   run.json          format version, mtlrec version, model name, the run's id, the data it was
-                    trained on and the run it started from; written last: a run directory is
-                    complete exactly when it has run.json
+                    trained on, the run it started from, and the device and precision it trained
+                    with (``trained_on``); written last: a run directory is complete exactly when
+                    it has run.json
   config.yaml       the resolved experiment config (schema included)
   encoder.json      the fitted encoder
   counts.json       every categorical value seen in training, with its count (for a warm start)
@@ -163,7 +164,7 @@ def save_tensors(path: str | Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))  # CPU tensors on disk
 
 
 def load_tensors(path: str | Path) -> dict[str, Any]:

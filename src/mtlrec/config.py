@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mtlrec.errors import ConfigError
 from mtlrec.spec import Schema
 
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"  # train.device, and --device of predict, evaluate, serve
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -175,8 +177,13 @@ class TrainConfig(_Strict):
     # embedding tables: rowwise (Adam on the batch's rows only, same result as dense Adam; no weight
     # decay on the tables) | dense (the optimizer above over the whole tables)
     embedding_update: Literal["rowwise", "dense"] = "rowwise"
-    # bfloat16: the forward and backward passes under CPU autocast (matrix products in bfloat16)
-    precision: Literal["float32", "bfloat16"] = "float32"
+    # where the model, the optimizer state and the batches live: auto (cuda if torch sees a GPU, else
+    # cpu) | cpu | cuda | cuda:N (mtlrec/device.py)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
+    # bfloat16: the forward and backward passes under autocast on the device (matrix products in
+    # bfloat16); auto: bfloat16 where the hardware multiplies it natively (CUDA; CPUs with
+    # AVX512-BF16 or AMX), else float32
+    precision: Literal["auto", "float32", "bfloat16"] = "float32"
     # the train state goes to RUN/checkpoints/ every N steps and at each epoch's end (None: epoch ends only);
     # `mtlrec train --resume` continues from the latest
     checkpoint_every: int | None = Field(None, ge=1)

@@ -15,6 +15,7 @@ import torch
 
 from mtlrec.data.batches import EncodedData
 from mtlrec.data.encode import Encoder
+from mtlrec.device import module_device
 from mtlrec.config import TrainConfig
 from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
@@ -41,14 +42,15 @@ def predict(
         return {t.name: np.zeros((0, t.n_classes) if t.n_classes else 0, np.float32) for t in model.output_tasks}
     was_training = model.training
     model.eval()
+    device = module_device(model)  # the batches go where the model is; the predictions come back
     parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in model.output_tasks}
     for batch in data.batches(batch_size):
-        for name, p in output_predictions(model.output_tasks, model(batch), data.targets).items():
+        for name, p in output_predictions(model.output_tasks, model(batch.to(device)), data.targets).items():
             parts[name].append(p)
         if advance is not None:
             advance(len(batch))
     model.train(was_training)
-    return {name: torch.cat(p).numpy() for name, p in parts.items()}
+    return {name: torch.cat(p).cpu().numpy() for name, p in parts.items()}
 
 
 def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:

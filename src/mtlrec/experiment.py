@@ -334,5 +334,6 @@ def _train_into(
     prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
     (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on
     complete_run(out, {"model": cfg.model.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                       "data": data.fingerprint, "parent": start.parent})  # fmt: skip
+                       "data": data.fingerprint, "parent": start.parent,
+                       "trained_on": trainer.placement.record()})  # fmt: skip
     return metrics

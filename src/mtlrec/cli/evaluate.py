@@ -15,6 +15,7 @@ def run(
     split: str = typer.Option("test", "--split", help="Without DATA: which split of the run's own data (train, valid, test)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the metrics as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
+    device: str = typer.Option("auto", "--device", help="Where the model runs: auto (a GPU if torch sees one, else the CPU), cpu, cuda or cuda:N."),
 ) -> None:
     """Compute every task's metrics of a trained run on a data file, or on a split of the run's own data."""
     from mtlrec.artifacts import write_json
@@ -25,9 +26,10 @@ def run(
     from mtlrec.experiment import load_data
     from mtlrec.data.stream import FileRows, is_stream
     from mtlrec.evaluation import evaluate_files
+    from mtlrec.device import resolve_device
     from mtlrec.serve.predictor import Predictor
 
-    predictor = Predictor.load(run_dir)
+    predictor = Predictor.load(run_dir, resolve_device(device, key="--device"))
     progress = Progress.auto(quiet)
     if data is not None and is_stream(data):  # a directory or glob: piece by piece, exact metrics
         batch_size = predictor.config.train.eval_batch_size

@@ -32,6 +32,9 @@ def run(
     params = {**defaults, **{k: getattr(cfg, k) for k in COMMON}, **cfg.section(cfg.name)}
     print("hyperparameters: " + ", ".join(f"{k}={_show(v)}" for k, v in params.items()))
     print(f"parameters: {total:,} ({shared:,} shared by two or more tasks)")
+    placed = predictor.run_info.get("trained_on")  # (older runs did not record it)
+    if placed:
+        print(f"trained on: {placed['device']} ({placed['device_name']}), precision {placed['precision']}")
     if hasattr(model, "task_paths"):
         own = {n: sum(p.numel() for p in net.parameters()) for n, net in model.task_paths.nets.items()}
         print("task paths (own embeddings + MLP " + _show(cfg.task_path_dims) + "): "

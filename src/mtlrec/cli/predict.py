@@ -19,6 +19,7 @@ def run(
     item_id: str = typer.Option("item_id", "--id", help="With --lists: the column that names a candidate."),
     top: int = typer.Option(None, "--top", help="With --lists: keep the first N of each list (default: all)."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
+    device: str = typer.Option("auto", "--device", help="Where the model runs: auto (a GPU if torch sees one, else the CPU), cpu, cuda or cuda:N."),
 ) -> None:
     """Score rows with a trained run: probabilities for binary, multiclass and multilabel tasks, values for regression. With --lists: one row per (request, list, rank)."""
     import pyarrow as pa
@@ -26,9 +27,10 @@ def run(
     from mtlrec.data.columns import require_columns
     from mtlrec.data.readers import read_table, write_table
     from mtlrec.data.stream import is_stream
+    from mtlrec.device import resolve_device
     from mtlrec.serve.predictor import Predictor, prediction_columns
 
-    predictor = Predictor.load(run_dir)
+    predictor = Predictor.load(run_dir, resolve_device(device, key="--device"))
     progress = Progress.auto(quiet)
     kept = [c for c in keep.split(",") if c]
     if is_stream(data):  # a directory or glob: piece by piece, into a directory of parts

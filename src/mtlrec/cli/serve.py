@@ -20,6 +20,9 @@ def run(
     backend: str = typer.Option(
         "torch", "--backend", help="What runs the model: torch, or onnx (exported at load, checked equal to PyTorch)."
     ),
+    device: str = typer.Option(
+        "cpu", "--device", help="Where the model runs: cpu, auto (a GPU if torch sees one), cuda or cuda:N."
+    ),
     max_rows: int = typer.Option(1000, "--max-rows", help="Rows per /v1/score request."),
     max_candidates: int = typer.Option(1000, "--max-candidates", help="Candidates per /v1/recommend request."),
     max_body_bytes: int = typer.Option(4 * 2**20, "--max-body-bytes", help="Largest request body."),
@@ -57,6 +60,9 @@ def run(
             raise ConfigError(f"{name}: expected a number of seconds > 0, got {value}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got '{backend}'")
+    from mtlrec.device import resolve_device
+
+    device = str(resolve_device(device, key="--device"))  # checked here, before the port is bound
     if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise ConfigError(f"--log-level: expected critical, error, warning, info or debug, got '{log_level}'")
     if admin_token is not None and (len(admin_token) < 16 or not admin_token.isascii() or not admin_token.isprintable()
@@ -67,7 +73,7 @@ def run(
     if admin_token and not root.is_dir():
         raise ConfigError(f"--runs-root {root}: no such directory")
     settings = {
-        "run": str(run_dir), "threads": threads, "backend": backend, "max_rows": max_rows,
+        "run": str(run_dir), "threads": threads, "backend": backend, "device": device, "max_rows": max_rows,
         "max_candidates": max_candidates, "max_body_bytes": max_body_bytes, "request_timeout": request_timeout,
         "admin_token": admin_token, "runs_root": str(root), "watch": watch, "watch_interval": watch_interval,
     }  # fmt: skip
@@ -106,6 +112,7 @@ def _app(settings: dict):
     options = Options(
         threads=settings["threads"],
         backend=settings["backend"],
+        device=settings["device"],
         request_timeout=settings["request_timeout"],
         admin_token=settings["admin_token"],
         runs_root=Path(settings["runs_root"]),

@@ -31,6 +31,16 @@ class TensorBatch:
     def __len__(self) -> int:
         return self.cat.shape[0]
 
+    def to(self, device: torch.device) -> "TensorBatch":
+        """The batch's tensors on ``device`` (this batch itself when they are there already);
+        copies from pinned memory do not wait for the device."""
+        if self.cat.device == device:
+            return self
+        move = lambda t: t.to(device, non_blocking=t.is_pinned())  # noqa: E731
+        return TensorBatch(move(self.cat), move(self.seq), move(self.dense),
+                           {k: move(v) for k, v in self.labels.items()},
+                           {k: move(v) for k, v in self.masks.items()})  # fmt: skip
+
 
 @dataclass
 class EncodedData(TensorBatch):

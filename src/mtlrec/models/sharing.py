@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlrec.data.batches import TensorBatch
+from mtlrec.device import module_device
 from mtlrec.spec import InputLayout, TaskSpec
 
 if TYPE_CHECKING:
@@ -84,8 +85,9 @@ def _labels(task: TaskSpec, rows: int, generator: torch.Generator) -> Tensor:
 def find_sharing(model: MultiTaskModel) -> Sharing:
     """Probe ``model`` (module docstring). Leaves its parameters, modes, gradients and the global
     random number generator as they were."""
-    generator = torch.Generator().manual_seed(PROBE_SEED)
-    batch = probe_batch(model.layout, model.tasks, generator)
+    generator = torch.Generator().manual_seed(PROBE_SEED)  # on the CPU: the same probe on every device
+    device = module_device(model)
+    batch = probe_batch(model.layout, model.tasks, generator).to(device)
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     params = [p for _, p in model.named_parameters() if p.requires_grad]
     outputs: list[tuple[Key, Tensor]] = []
@@ -103,7 +105,7 @@ def find_sharing(model: MultiTaskModel) -> Sharing:
 
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
     try:
-        with _probing(model, generator), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        with _probing(model, generator), torch.enable_grad(), torch.autocast(device.type, enabled=False):
             out = model(batch)
             roots = _task_roots(model, out, batch, generator)
             candidates = _distinct(outputs, order)
@@ -137,7 +139,7 @@ def _probing(model: nn.Module, generator: torch.Generator) -> Iterator[None]:
             for p in model.parameters():
                 if id(p) not in tables and p.is_floating_point() and bool((p == 0).any()):
                     saved[p] = p.detach().clone()
-                    p.add_(1e-3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+                    p.add_(1e-3 * torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device))
         yield
     finally:
         with torch.no_grad():
@@ -161,7 +163,8 @@ def _task_roots(model: MultiTaskModel, out: dict[str, Tensor], batch: TensorBatc
             used = torch.autograd.grad(aux[task.name], list(leaves.values()), retain_graph=True, allow_unused=True)
             reads |= {name for name, g in zip(leaves, used) if g is not None}
         roots[task.name] = sum(
-            (torch.randn(out[n].shape, generator=generator, dtype=out[n].dtype) * out[n]).sum() for n in sorted(reads)
+            (torch.randn(out[n].shape, generator=generator, dtype=out[n].dtype).to(out[n].device) * out[n]).sum()
+            for n in sorted(reads)
         )
     return roots
 

@@ -52,6 +52,7 @@ class Options:
 
     threads          requests scored at once (a pool of threads, one torch/onnxruntime thread each)
     backend          "torch" or "onnx" (exported at load, checked equal to PyTorch)
+    device           where the torch backend runs the model: cpu (default) | auto | cuda | cuda:N
     request_timeout  seconds a body may take to arrive, and an answer to be ready (408 / 503 past them)
     admin_token      the bearer token of /v1/admin/reload (None: admin endpoints are off)
     runs_root        the directory under which /v1/admin/reload finds runs (None: reload by path is off)
@@ -62,6 +63,7 @@ class Options:
 
     threads: int = 1
     backend: str = "torch"
+    device: str = "cpu"
     request_timeout: float = 10.0
     admin_token: str | None = None
     runs_root: Path | None = None
@@ -90,9 +92,9 @@ def create_app(run: "str | Path | Predictor", limits: Limits = Limits(), options
     import mtlrec
 
     def load(path: Path) -> Service:
-        return Service(Predictor.load(path), limits, options.backend)
+        return Service(Predictor.load(path, options.device), limits, options.backend)
 
-    predictor = run if isinstance(run, Predictor) else Predictor.load(run)
+    predictor = run if isinstance(run, Predictor) else Predictor.load(run, options.device)
     serving = Serving(Service(predictor, limits, options.backend), load, options.runs_root)
     models = serving.service.models
     pool = ThreadPoolExecutor(options.threads, thread_name_prefix="mtlrec-score")

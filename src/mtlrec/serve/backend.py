@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from mtlrec.data.batches import TensorBatch
+from mtlrec.device import module_device
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.export import INPUTS, Scorer, random_inputs
 from mtlrec.losses import output_predictions
@@ -38,11 +39,12 @@ class TorchBackend:
     def __init__(self, model: MultiTaskModel, targets: dict[str, tuple[float, float]]) -> None:
         self.model = model.eval()
         self.targets = targets
+        self.device = module_device(model)  # each request's rows go there; its predictions come back
 
     def __call__(self, batch: TensorBatch) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            out = output_predictions(self.model.output_tasks, self.model(batch), self.targets)
-            return {name: p.numpy() for name, p in out.items()}
+            out = output_predictions(self.model.output_tasks, self.model(batch.to(self.device)), self.targets)
+            return {name: p.cpu().numpy() for name, p in out.items()}
 
 
 class OnnxBackend:
@@ -56,6 +58,9 @@ class OnnxBackend:
             import onnxruntime
         except ImportError:
             raise ConfigError("--backend onnx needs onnxruntime: pip install 'mtlrec[export]'") from None
+        if module_device(model).type != "cpu":
+            raise ConfigError(f"--backend onnx runs on the CPU (onnxruntime's CPU provider); the model is on "
+                              f"{module_device(model)}: use --device cpu, or --backend torch")  # fmt: skip
         from mtlrec.export import onnx_program
 
         self.scorer = Scorer(model, targets).eval()

@@ -16,6 +16,7 @@ from mtlrec.data.encode import Encoder
 from mtlrec.data.join import Joiner
 from mtlrec.data.pieces import read_piece
 from mtlrec.data.stream import Reader
+from mtlrec.device import module_device, resolve_device
 from mtlrec.errors import RunError
 from mtlrec.evaluation import Advance, Metrics, evaluate_model, oracle_predictions, predict
 from mtlrec.losses import output_predictions
@@ -55,12 +56,15 @@ class Predictor:
         return self.model.output_tasks
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Predictor":
-        """The complete run in ``run_dir`` (never a half-written one: see ``artifacts.read_run``)."""
-        return read_run(run_dir, cls._read)
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+        """The complete run in ``run_dir`` (never a half-written one: see ``artifacts.read_run``),
+        its model on ``device`` (auto | cpu | cuda | cuda:N, or a torch.device); predictions come
+        back as numpy arrays wherever it runs."""
+        where = device if isinstance(device, torch.device) else resolve_device(device, key="device")
+        return read_run(run_dir, lambda path: cls._read(path, where))
 
     @classmethod
-    def _read(cls, run_dir: Path) -> "Predictor":
+    def _read(cls, run_dir: Path, device: torch.device = torch.device("cpu")) -> "Predictor":
         config = parse_config(read_yaml(run_dir / "config.yaml") or {}, where=str(run_dir / "config.yaml"))
         encoder = Encoder.load(run_dir / "encoder.json")
         model = build_model(config.model, encoder.layout(), encoder.schema.tasks)
@@ -70,7 +74,7 @@ class Predictor:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise RunError(f"{run_dir / 'model.safetensors'}: does not match the model in config.yaml ({first})") from None
-        predictor = cls(config, encoder, model, run_dir=run_dir, run_info=read_json(run_dir / RUN_JSON))
+        predictor = cls(config, encoder, model.to(device), run_dir=run_dir, run_info=read_json(run_dir / RUN_JSON))
         predictor.joiner = Joiner.load(run_dir)
         return predictor
 
@@ -99,10 +103,10 @@ class Predictor:
         validated JSON request holds them: no arrow table, one forward pass without autograd."""
         if self._columns is None:
             self._columns = ColumnEncoder(self.encoder)
-        batch = self._columns.encode(columns, n)
+        batch = self._columns.encode(columns, n).to(module_device(self.model))
         with torch.inference_mode():
             out = output_predictions(self.model.output_tasks, self.model(batch), self.encoder.targets_)
-            return {name: p.numpy() for name, p in out.items()}
+            return {name: p.cpu().numpy() for name, p in out.items()}
 
     def evaluate(self, table: pa.Table, where: Where = "data", advance: Advance | None = None) -> dict[str, Metrics]:
         """{"data": metrics} plus {"oracle": metrics} when the rows carry ground truth; ``advance(rows)``

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mtlrec.device import module_device
 from mtlrec.train.callbacks import Callback
 from mtlrec.train.trainer import training_losses
 from mtlrec.weighting._grads import cosine_matrix, parameter_gradients
@@ -60,7 +61,8 @@ class ConflictMonitor(Callback):
     def measure(self, trainer, batch) -> dict[str, Any]:
         model = trainer.model
         shared = [p for p in trainer.shared.parameters if p.requires_grad]  # found before the optimizers opened
-        with torch.random.fork_rng(devices=[]):  # dropout here must not shift the training RNG
+        device = module_device(model)  # dropout here must not shift the training RNG (on a GPU: the device's)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             losses = training_losses(model, batch)
         names = list(losses)
         grads = parameter_gradients([losses[n] for n in names], shared)

@@ -57,18 +57,19 @@ class RowwiseAdam(torch.optim.Optimizer):
         # the series r^k f(s + k) converges with r = b1 / sqrt(b2) < 1; terms below 1e-12 are dropped
         self._r = b1 / math.sqrt(b2)
         self._terms = max(1, math.ceil(math.log(1e-12) / math.log(self._r))) if self._r > 0 else 1
-        self._tables: dict[tuple[float, float], dict[str, Tensor]] = {}
+        self._tables: dict[tuple[tuple[float, float], torch.device], dict[str, Tensor]] = {}
         self._seen: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # id(table) -> (ids, unique ids, inverse)
 
     # -- the closed form of the skipped steps -------------------------------------------------------
-    def _series(self, betas: tuple[float, float], upto: int) -> dict[str, Tensor]:
+    def _series(self, betas: tuple[float, float], upto: int, device: torch.device) -> dict[str, Tensor]:
         """Per-step tables for s = 0..min(upto, cap) (at least), computed in chunks of CHUNK steps
         and kept (28 bytes a step): ``tail[s]`` = sum_{k >= 1} r^k f(s + k), f(j) = sqrt(1 - b2^j)
         / (1 - b1^j): the dense-Adam movement, in units of ``lr m / sqrt(v)``, of a row whose gradient
         is zero from step s + 1 on; ``b1``, ``b2``, ``r``: b1^n, b2^n, r^n for a gap of n steps
         (gathers instead of powers). Beyond ``cap`` steps (``_cap``) none of them changes any more,
-        so a table of a few MB serves runs of any length (``_catch_up`` clamps its indices)."""
-        t = self._tables.get(betas)
+        so a table of a few MB serves runs of any length (``_catch_up`` clamps its indices). Computed
+        in float64 on the CPU, kept on ``device`` (the tables' rows index them there)."""
+        t = self._tables.get((betas, device))
         b1, b2 = betas
         upto = min(upto, self._cap(b2))
         while t is None or len(t["tail"]) <= upto:
@@ -78,8 +79,9 @@ class RowwiseAdam(torch.optim.Optimizer):
             j = s[:, None] + k  # [S, K] the steps
             f = torch.sqrt(1 - b2**j) / (1 - b1**j)
             new = {"tail": (self._r**k * f).sum(1), "b1": b1**s, "b2": b2**s, "r": self._r**s}
+            new = {key: v.to(device) for key, v in new.items()}
             t = new if t is None else {key: torch.cat([t[key], new[key]]) for key in t}
-            self._tables[betas] = t
+            self._tables[(betas, device)] = t
         return t
 
     @staticmethod
@@ -92,7 +94,7 @@ class RowwiseAdam(torch.optim.Optimizer):
         """Rows whose state is current at steps ``last`` [R], moments ``m``, ``v`` [R, dim] (copies)
         -> their parameter change up to step ``upto``, their gradient having been zero since; ``m``
         and ``v`` are brought to step ``upto`` in place."""
-        t = self._series(group["betas"], upto)
+        t = self._series(group["betas"], upto, last.device)
         cap = self._cap(group["betas"][1])
         n = (upto - last).clamp(max=cap)  # skipped steps: last + 1 .. upto
         last, upto = last.clamp(max=cap), min(upto, cap)
@@ -117,7 +119,7 @@ class RowwiseAdam(torch.optim.Optimizer):
                 rows, inverse = torch.unique(idx, return_inverse=True)
             values = grad._values()  # [lookups, dim] -> [R, dim]; scatter_add_ measured 1.5x faster than index_add_
             index = inverse[:, None].expand_as(values)
-            return rows, torch.zeros(len(rows), values.shape[1], dtype=values.dtype).scatter_add_(0, index, values)
+            return rows, torch.zeros(len(rows), values.shape[1], dtype=values.dtype, device=values.device).scatter_add_(0, index, values)
         rows = grad.ne(0).any(1).nonzero().squeeze(1)
         return rows, grad.index_select(0, rows)
 
@@ -155,9 +157,9 @@ class RowwiseAdam(torch.optim.Optimizer):
     @staticmethod
     def _init_state(p: Tensor, state: dict) -> None:
         state["step"] = 0
-        state["moments"] = torch.zeros(p.shape[0], 2, *p.shape[1:], dtype=p.dtype)  # m and v of a row together
+        state["moments"] = torch.zeros(p.shape[0], 2, *p.shape[1:], dtype=p.dtype, device=p.device)  # m, v of a row
         state["exp_avg"], state["exp_avg_sq"] = state["moments"][:, 0], state["moments"][:, 1]  # views
-        state["last"] = torch.zeros(p.shape[0], dtype=torch.long)  # the step each row is current at
+        state["last"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)  # the step each row is current at
 
     def state_dict(self) -> dict:
         """torch's layout, without the ``exp_avg``/``exp_avg_sq`` views (they alias ``moments``)."""
@@ -172,7 +174,8 @@ class RowwiseAdam(torch.optim.Optimizer):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state.clear()
         for index, saved in state_dict["state"].items():
-            state = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved.items()}
+            device = params[index].device  # a checkpoint's CPU tensors go where the table is
+            state = {k: v.to(device, copy=True) if torch.is_tensor(v) else v for k, v in saved.items()}
             state["exp_avg"], state["exp_avg_sq"] = state["moments"][:, 0], state["moments"][:, 1]
             self.state[params[index]] = state
         self._seen.clear()

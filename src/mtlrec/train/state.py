@@ -8,8 +8,8 @@ both optimizers (the dense one and the row-wise Adam of the embedding tables, wi
 counter and per-row bookkeeping), the learning rate (in the optimizers' groups), where training
 stands (epochs done, steps done in the current epoch), the shuffle generator (and its state at the
 start of the current epoch, from which the epoch's order is drawn again), torch's global generator
-(dropout, RLW, PCGrad), numpy's and Python's global generators, the current epoch's running sums,
-and every callback's state (early stopping's best score, weights and patience; the history so far;
+(dropout, RLW, PCGrad) and on a GPU the device's (dropout there), numpy's and Python's global
+generators, the current epoch's running sums, and every callback's state (early stopping's best score, weights and patience; the history so far;
 the conflict measurements of the epoch)."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mtlrec.device import module_device
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
 from mtlrec.train.optim import Optimizers
@@ -37,24 +38,25 @@ class TrainState:
         seed: int,
     ) -> None:
         self.model, self.weighting, self.optimizers, self.callbacks = model, weighting, optimizers, list(callbacks)
-        self.generator = torch.Generator().manual_seed(seed)  # the order of the training rows
+        self.generator = torch.Generator().manual_seed(seed)  # the order of the training rows (on the CPU, with them)
         self.epoch_start: Tensor | None = None  # the generator's state when the current epoch began
         self.epoch = 0  # epochs finished
         self.step = 0  # steps done in the current epoch
         self.global_step = 0
         self.stop = False
         self.elapsed = 0.0  # seconds spent on the current epoch before the last checkpoint
+        self.device = module_device(model)  # the running sums stay beside the losses (no sync per step)
         names = [t.name for t in model.loss_tasks]
-        self.loss_sums = {n: torch.zeros(()) for n in names}
-        self.absent = {n: torch.zeros((), dtype=torch.long) for n in names}
+        self.loss_sums = {n: torch.zeros((), device=self.device) for n in names}
+        self.absent = {n: torch.zeros((), dtype=torch.long, device=self.device) for n in names}
 
     def begin_epoch(self) -> None:
         """Remember where the shuffle generator stands and clear the running sums (a new epoch)."""
         self.epoch_start = self.generator.get_state()
         self.elapsed = 0.0
         for n in self.loss_sums:
-            self.loss_sums[n] = torch.zeros(())
-            self.absent[n] = torch.zeros((), dtype=torch.long)
+            self.loss_sums[n] = torch.zeros((), device=self.device)
+            self.absent[n] = torch.zeros((), dtype=torch.long, device=self.device)
 
     def rewind_epoch(self) -> None:
         """A resumed epoch: the shuffle generator back where the epoch began, so the same order is drawn."""
@@ -83,6 +85,7 @@ class TrainState:
                 "shuffle": self.generator.get_state(),
                 "epoch_start": self.epoch_start,
                 "torch": torch.get_rng_state(),
+                **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
             },
@@ -104,9 +107,11 @@ class TrainState:
         self.generator.set_state(rng["shuffle"])
         self.epoch_start = rng["epoch_start"]
         torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:  # dropout on a GPU draws from the device's generator
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
-        self.loss_sums = {n: v.clone() for n, v in state["sums"]["loss"].items()}
-        self.absent = {n: v.clone() for n, v in state["sums"]["absent"].items()}
+        self.loss_sums = {n: v.to(self.device, copy=True) for n, v in state["sums"]["loss"].items()}
+        self.absent = {n: v.to(self.device, copy=True) for n, v in state["sums"]["absent"].items()}
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))

@@ -12,6 +12,7 @@ import torch
 
 from mtlrec.config import TrainConfig
 from mtlrec.data.batches import EncodedData, TensorBatch
+from mtlrec.device import Placement
 from mtlrec.evaluation import evaluate_split
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
@@ -48,8 +49,9 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         checkpointer: Checkpointer | None = None,
     ) -> None:
-        self.model = model
-        self.weighting = weighting
+        self.placement = Placement.resolve(cfg.device, cfg.precision)
+        self.model = model.to(self.placement.device)
+        self.weighting = weighting.to(self.placement.device)  # its parameters and buffers beside the model's
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self.checkpointer = checkpointer
@@ -82,7 +84,7 @@ class Trainer:
             cb.on_fit_end(self)
 
     def _losses(self, batch: TensorBatch) -> dict[str, torch.Tensor]:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"):
+        with self.placement.autocast():
             return training_losses(self.model, batch)
 
     def train_step(self, batch: TensorBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
@@ -109,6 +111,7 @@ class Trainer:
                 cb.on_epoch_start(self, epoch, steps)
             model.train()
             for batch in train.batches(cfg.batch_size, shuffle=True, generator=s.generator, start=s.step):
+                batch = batch.to(self.placement.device)
                 losses, stats = self.train_step(batch)
                 s.add_losses(losses, present(torch.stack([v.detach() for v in losses.values()])))
                 step = s.step

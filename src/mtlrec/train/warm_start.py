@@ -137,8 +137,9 @@ def grown_rows(model: torch.nn.Module, old: InputLayout, new: InputLayout) -> di
 
 
 def _move_rows(old: Tensor, rows: Rows, into: Tensor) -> Tensor:
-    """``into`` with the parent's rows ``old[rows[1]]`` written at ``rows[0]``."""
-    into[rows[0]] = old[rows[1]]
+    """``into`` with the parent's rows ``old[rows[1]]`` written at ``rows[0]`` (on ``into``'s device:
+    the parent's tensors come from files, on the CPU)."""
+    into[rows[0].to(into.device)] = old[rows[1]].to(into.device)
     return into
 
 

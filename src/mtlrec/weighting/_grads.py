@@ -60,7 +60,7 @@ GradTarget = Literal["parameters", "representation"]
 def flatten(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> Tensor:
     """One [P] vector from per-tensor gradients (None, for an unused tensor, becomes zeros)."""
     if not like:
-        return torch.zeros(0)
+        return torch.zeros(0)  # nothing shared: an empty row (on the CPU; there is nothing to place)
     # an embedding table's gradient is sparse while the trainer updates it row-wise
     dense = [(g.to_dense() if g.is_sparse else g) if g is not None else torch.zeros_like(p) for g, p in zip(grads, like)]
     return torch.cat([g.reshape(-1) for g in dense])
@@ -124,10 +124,11 @@ def representation_gradients(
         for loss in losses
     ]
     shapes = [next((g[i].shape for g in per_loss if g[i] is not None), torch.Size([0])) for i in range(len(edges))]
+    device = next((g.device for grads in per_loss for g in grads if g is not None), None)
     rows = [
-        torch.cat([(g if g is not None else torch.zeros(s)).reshape(-1) for g, s in zip(grads, shapes)])
+        torch.cat([(g if g is not None else torch.zeros(s, device=device)).reshape(-1) for g, s in zip(grads, shapes)])
         if shapes
-        else torch.zeros(0)
+        else torch.zeros(0)  # no representation: an empty row (on the CPU; there is nothing to place)
         for grads in per_loss
     ]
     return per_loss, torch.stack(rows)
@@ -173,14 +174,14 @@ class TaskGradients:
                 p.grad = None
         for p, g in zip(self.shared, before):
             p.grad = g
-        return torch.stack(rows) if rows else torch.zeros(0, 0)
+        return torch.stack(rows) if rows else torch.zeros(0, 0)  # no task: empty (nothing to place)
 
     def _by_representation(self) -> Tensor:
         self.rep_grads, matrix = representation_gradients(self.losses, self.edges)
         return matrix
 
     def apply(self, weights: Tensor) -> None:
-        w = weights.to(self.matrix.dtype)
+        w = weights.to(self.matrix.device, self.matrix.dtype)
         if self.on == "parameters":
             if self.shared:
                 write_grad(self.shared, w @ self.matrix)
@@ -232,7 +233,9 @@ class GradientWeighting(LossWeighting):
     def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         grads = TaskGradients([losses[t] for t in self.names], shared, self.on)
         values = torch.stack([losses[t].detach() for t in self.names]).double()
-        w = self.solve(gram(grads.matrix), values)
+        # the solvers' float64 [T, T] math runs on the CPU whatever the model's device: a few
+        # hundred tiny ops, each a kernel launch and a sync on a GPU
+        w = self.solve(gram(grads.matrix).cpu(), values.cpu())
         grads.apply(w)
         self.last_weights.copy_(w)
         return self.weights()

@@ -39,7 +39,7 @@ class DWA(LossWeighting):
         return {}
 
     def on_epoch_end(self, epoch: int, mean_losses: dict[str, float]) -> None:
-        new = torch.tensor([mean_losses[t] for t in self.names], dtype=torch.float64)
+        new = torch.tensor([mean_losses[t] for t in self.names], dtype=torch.float64, device=self.history.device)
         self.history.copy_(torch.stack([self.history[1], new]))
         self.epochs_seen += 1
         if int(self.epochs_seen) >= 2:

@@ -45,7 +45,8 @@ class GradNorm(LossWeighting):
 
     def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
-        norms = task_gradients([losses[t] for t in self.names], shared, self.on).norm(dim=1)  # [T] |grad L_t|
+        grads = task_gradients([losses[t] for t in self.names], shared, self.on)  # (empty, on the CPU, if nothing is shared)
+        norms = grads.norm(dim=1).to(values.device)  # [T] |grad L_t|
         with torch.no_grad():
             detached = values.detach()
             here = present(detached)  # the means below are over the tasks in the batch; the others keep their w

@@ -28,7 +28,8 @@ class RLW(LossWeighting):
         return dict(zip(self.names, self.last_weights.tolist()))
 
     def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
-        w = torch.softmax(torch.randn(len(self.names)), 0)  # the global generator: seeded by train.seed
+        # drawn from the global (CPU) generator, seeded by train.seed, then placed beside the losses
+        w = torch.softmax(torch.randn(len(self.names)), 0).to(self.last_weights.device)
         self.last_weights.copy_(w)
         (torch.stack([losses[t] for t in self.names]) * w).sum().backward()
         return {}
