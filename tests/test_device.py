@@ -151,9 +151,11 @@ def test_the_run_records_the_precision_auto_chose_and_inspect_shows_it(
 
 
 def test_a_cuda_config_without_a_gpu_fails_before_the_run_starts(tiny_config, tmp_path, no_cuda):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")  # an earlier run there is left as it was
     with pytest.raises(ConfigError, match=r"^train.device: 'cuda', but CUDA is not available"):
         train(tiny_config, tmp_path / "run", device="cuda")
-    assert not (tmp_path / "run" / "run.json").exists()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["run.json"]
 
 
 def test_predictor_loads_onto_the_device_asked_for(trained_run, shop_table, no_cuda):

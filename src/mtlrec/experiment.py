@@ -40,6 +40,7 @@ from mtlrec.data.join import Joiner
 from mtlrec.data.pieces import read_piece
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
+from mtlrec.device import resolve_device
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
@@ -177,6 +178,7 @@ def run_experiment(
         raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    resolve_device(cfg.train.device)  # a GPU that is not there: an error before any work
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it: choose one")
     out = Path(out)
