@@ -6,6 +6,7 @@ each section against the constructor's typed keyword arguments."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -17,6 +18,13 @@ from mtlrec.errors import ConfigError
 from mtlrec.spec import Schema
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"  # train.device, and --device of predict, evaluate, serve
+
+
+def device_setting(value: str) -> str:
+    """``value`` if it is a device setting (auto | cpu | cuda | cuda:N), else a ValueError saying so."""
+    if not re.fullmatch(DEVICE_PATTERN, value):
+        raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -179,7 +187,7 @@ class TrainConfig(_Strict):
     embedding_update: Literal["rowwise", "dense"] = "rowwise"
     # where the model, the optimizer state and the batches live: auto (cuda if torch sees a GPU, else
     # cpu) | cpu | cuda | cuda:N (mtlrec/device.py)
-    device: str = Field("auto", pattern=DEVICE_PATTERN)
+    device: str = "auto"
     # bfloat16: the forward and backward passes under autocast on the device (matrix products in
     # bfloat16); auto: bfloat16 where the hardware multiplies it natively (CUDA; CPUs with
     # AVX512-BF16 or AMX), else float32
@@ -188,6 +196,8 @@ class TrainConfig(_Strict):
     # `mtlrec train --resume` continues from the latest
     checkpoint_every: int | None = Field(None, ge=1)
     keep_checkpoints: int = Field(2, ge=1)  # the newest ones kept while training (the last one after)
+
+    _device = pydantic.field_validator("device")(device_setting)
 
 
 class ExperimentConfig(_Strict):

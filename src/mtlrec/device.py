@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import platform
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mtlrec.config import DEVICE_PATTERN
+from mtlrec.config import device_setting
 from mtlrec.errors import ConfigError
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -44,8 +43,10 @@ def cpu_info(path: Path = CPUINFO) -> tuple[str, set[str]]:
 def resolve_device(setting: str, key: str = "train.device") -> torch.device:
     """``setting`` (auto | cpu | cuda | cuda:N) -> the device; a ConfigError naming ``key`` when it
     asks for a CUDA device this machine does not have."""
-    if not re.match(DEVICE_PATTERN, setting):
-        raise ConfigError(f"{key}: expected auto, cpu, cuda or cuda:N, got {setting!r}")
+    try:
+        device_setting(setting)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(setting)
