@@ -47,7 +47,8 @@ def test_auto_device_is_cuda_exactly_when_torch_sees_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == CPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == CUDA
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 0)  # with its index
     assert resolve_device("cpu") == CPU
 
 

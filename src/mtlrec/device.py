@@ -41,14 +41,15 @@ def cpu_info(path: Path = CPUINFO) -> tuple[str, set[str]]:
 
 
 def resolve_device(setting: str, key: str = "train.device") -> torch.device:
-    """``setting`` (auto | cpu | cuda | cuda:N) -> the device; a ConfigError naming ``key`` when it
-    asks for a CUDA device this machine does not have."""
+    """``setting`` (auto | cpu | cuda | cuda:N) -> the device (a CUDA one with its index: ``cuda``
+    is the current device); a ConfigError naming ``key`` when it asks for a CUDA device this
+    machine does not have."""
     try:
         device_setting(setting)
     except ValueError as err:
         raise ConfigError(f"{key}: {err}") from None
     if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        setting = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(setting)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -57,6 +58,8 @@ def resolve_device(setting: str, key: str = "train.device") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"{key}: {setting!r}, but this machine has {torch.cuda.device_count()} CUDA "
                               f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -99,10 +102,7 @@ class Placement:
 
     def record(self) -> dict[str, Any]:
         """What run.json records: {"device": "cuda:0", "device_name": ..., "precision": ...}."""
-        device = self.device
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        return {"device": str(device), "device_name": device_name(device), "precision": self.precision}
+        return {"device": str(self.device), "device_name": device_name(self.device), "precision": self.precision}
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

@@ -90,6 +90,7 @@ class Trainer:
     def train_step(self, batch: TensorBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """One optimisation step on ``batch`` (inside ``fit``, which opens ``self.optimizer``):
         (the task losses, the weighting's stats)."""
+        batch = batch.to(self.placement.device)  # (itself when it is there already)
         self.optimizer.zero_grad()
         losses = self._losses(batch)
         stats = self.weighting.backward(losses, self.shared)
