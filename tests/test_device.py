@@ -60,6 +60,17 @@ def test_cuda_without_a_gpu_is_a_config_error_naming_the_key(no_cuda):
         resolve_device("cuda", key="--device")
 
 
+def test_one_gpu_per_torchrun_process_by_its_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    for setting in ("auto", "cuda"):
+        assert resolve_device(setting, local_rank=3) == torch.device("cuda", 3)
+    assert resolve_device("cuda:1", local_rank=3) == torch.device("cuda", 1)  # an explicit index stands
+    assert resolve_device("cpu", local_rank=3) == CPU
+    with pytest.raises(ConfigError, match=r"train.device: 'cuda:4', but this machine has 4 CUDA device\(s\)"):
+        resolve_device("cuda", local_rank=4)
+
+
 def test_a_cuda_index_past_the_devices_is_a_config_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -40,10 +40,11 @@ def cpu_info(path: Path = CPUINFO) -> tuple[str, set[str]]:
     return model, flags
 
 
-def resolve_device(setting: str, key: str = "train.device") -> torch.device:
+def resolve_device(setting: str, key: str = "train.device", *, local_rank: int | None = None) -> torch.device:
     """``setting`` (auto | cpu | cuda | cuda:N) -> the device (a CUDA one with its index: ``cuda``
-    is the current device); a ConfigError naming ``key`` when it asks for a CUDA device this
-    machine does not have."""
+    is the current device, or with ``local_rank``, a torchrun process's LOCAL_RANK, that one: one
+    GPU per process); a ConfigError naming ``key`` when it asks for a CUDA device this machine
+    does not have."""
     try:
         device_setting(setting)
     except ValueError as err:
@@ -51,12 +52,14 @@ def resolve_device(setting: str, key: str = "train.device") -> torch.device:
     if setting == "auto":
         setting = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(setting)
+    if device.type == "cuda" and device.index is None and local_rank is not None:
+        device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"{key}: {setting!r}, but CUDA is not available on this machine (torch "
                               f"{torch.__version__}, CUDA build {torch.version.cuda}); use auto or cpu")  # fmt: skip
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{key}: {setting!r}, but this machine has {torch.cuda.device_count()} CUDA "
+            raise ConfigError(f"{key}: {str(device)!r}, but this machine has {torch.cuda.device_count()} CUDA "
                               f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -92,8 +95,10 @@ class Placement:
     precision: str  # float32 | bfloat16
 
     @classmethod
-    def resolve(cls, device: str = "auto", precision: str = "float32") -> "Placement":
-        where = resolve_device(device)
+    def resolve(
+        cls, device: str = "auto", precision: str = "float32", *, local_rank: int | None = None
+    ) -> "Placement":
+        where = resolve_device(device, local_rank=local_rank)
         return cls(where, resolve_precision(precision, where))
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -119,7 +119,8 @@ class RowwiseAdam(torch.optim.Optimizer):
                 rows, inverse = torch.unique(idx, return_inverse=True)
             values = grad._values()  # [lookups, dim] -> [R, dim]; scatter_add_ measured 1.5x faster than index_add_
             index = inverse[:, None].expand_as(values)
-            return rows, torch.zeros(len(rows), values.shape[1], dtype=values.dtype, device=values.device).scatter_add_(0, index, values)
+            summed = torch.zeros(len(rows), values.shape[1], dtype=values.dtype, device=values.device)
+            return rows, summed.scatter_add_(0, index, values)
         rows = grad.ne(0).any(1).nonzero().squeeze(1)
         return rows, grad.index_select(0, rows)
 

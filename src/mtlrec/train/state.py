@@ -9,8 +9,8 @@ counter and per-row bookkeeping), the learning rate (in the optimizers' groups),
 stands (epochs done, steps done in the current epoch), the shuffle generator (and its state at the
 start of the current epoch, from which the epoch's order is drawn again), torch's global generator
 (dropout, RLW, PCGrad) and on a GPU the device's (dropout there), numpy's and Python's global
-generators, the current epoch's running sums, and every callback's state (early stopping's best score, weights and patience; the history so far;
-the conflict measurements of the epoch)."""
+generators, the current epoch's running sums, and every callback's state (early stopping's best
+score, weights and patience; the history so far; the conflict measurements of the epoch)."""
 
 from __future__ import annotations
 

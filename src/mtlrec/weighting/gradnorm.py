@@ -45,7 +45,7 @@ class GradNorm(LossWeighting):
 
     def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
-        grads = task_gradients([losses[t] for t in self.names], shared, self.on)  # (empty, on the CPU, if nothing is shared)
+        grads = task_gradients([losses[t] for t in self.names], shared, self.on)  # [T, P] (P = 0, CPU: none shared)
         norms = grads.norm(dim=1).to(values.device)  # [T] |grad L_t|
         with torch.no_grad():
             detached = values.detach()
