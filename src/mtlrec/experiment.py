@@ -330,8 +330,9 @@ def _train_into(
         metrics[split], oracle[split] = scored[split].evaluate(model)
     if all(o is not None for o in oracle.values()):
         metrics["oracle"] = oracle
-    if isinstance(scored["test"], Scored):  # the report's calibration and residuals (not of a folded split)
-        write_json(out / DIAGNOSTICS, {"test": diagnostics(model, scored["test"])})
+    test = scored["test"]  # the report's calibration and residuals; a folded split keeps no scores for them
+    folded = {"folded": len(data.encoded["test"])} if not isinstance(test, Scored) else {}
+    write_json(out / DIAGNOSTICS, {"test": diagnostics(model, test) if isinstance(test, Scored) else {}, **folded})
     write_json(out / "metrics.json", metrics)
     prune(out, keep=1)  # the last checkpoint stays: a warm start takes its optimizer state
     (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on

@@ -95,6 +95,19 @@ def test_a_split_past_the_exact_rows_is_folded_in_bounded_memory(parts, tiny_con
                 assert got[task][name] == pytest.approx(value, abs=tol, nan_ok=True), (task, name)
 
 
+def test_a_run_whose_test_split_is_folded_says_so_in_its_report(parts, tiny_config, tmp_path):
+    from mtlrec.report import write_report
+
+    raw = stream_config(tiny_config, parts)
+    raw["train"] = {**raw.get("train", {}), "epochs": 1, "exact_metric_rows": 0}
+    metrics = run_experiment(ExperimentConfig.model_validate(raw), tmp_path / "run")
+    assert 0 < metrics["test"]["click"]["auc"] < 1
+    diagnostics = json.loads((tmp_path / "run" / "diagnostics.json").read_text())
+    assert diagnostics == {"test": {}, "folded": diagnostics["folded"]} and diagnostics["folded"] > 0
+    html = write_report(tmp_path / "run").read_text()
+    assert f"the test split ({diagnostics['folded']:,} rows) was evaluated in bounded memory" in html
+
+
 def test_training_from_a_stream_matches_the_in_memory_path(parts, shop_table, tiny_config, tmp_path, metrics_close):
     streamed = run_experiment(ExperimentConfig.model_validate(stream_config(tiny_config, parts)), tmp_path / "s")
     write_table(shop_table, tmp_path / "all.parquet")

@@ -232,6 +232,10 @@ def _diagnostic(
     if r.diagnostics is None:
         return None, (section.title, f"this run has no {DIAGNOSTICS} (it was trained before mtlrec recorded one); "
                                      "`mtlrec report RUN --diagnose` scores its test split again for it")  # fmt: skip
+    if "folded" in r.diagnostics:
+        rows = r.diagnostics["folded"]
+        return None, (section.title, f"the test split ({rows:,} rows) was evaluated in bounded memory (more than "
+                                     "train.exact_metric_rows), which keeps no scores to plot")  # fmt: skip
     found = {t: d[key] for t, d in r.diagnostics.get("test", {}).items() if d.get("kind") == kind}
     if not found:
         return None, (section.title, f"the run has no {kind} task")
