@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import torch
 
 from mtlrec.data.batches import EncodedData
+from mtlrec.config import TrainConfig
 from mtlrec.data.encode import Encoder
 from mtlrec.device import module_device
-from mtlrec.config import TrainConfig
 from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.metrics.bounded import BoundedMetrics
@@ -63,20 +63,16 @@ def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
 
 def task_rows(
     tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData
-) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray]]:
-    """(task, labels, predictions, mask) of each task on the rows of its sample space only."""
+) -> Iterator[tuple[TaskSpec, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(task, labels, predictions, GAUC groups or None) of each task on the rows of its sample space only."""
     for t in tasks:
         mask = data.masks[t.name].numpy()
-        yield t, true_labels(t, data)[mask], preds[t.name][mask], mask
+        yield t, true_labels(t, data)[mask], preds[t.name][mask], data.groups[mask] if data.groups is not None else None
 
 
 def evaluate(tasks: Sequence[TaskSpec], preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
     """{task: {metric: value}}, each task on the rows of its sample space only."""
-    out: Metrics = {}
-    for t, y, p, mask in task_rows(tasks, preds, data):
-        groups = data.groups[mask] if data.groups is not None else None
-        out[t.name] = task_metrics(t.kind, t.metric_names, y, p, groups)
-    return out
+    return {t.name: task_metrics(t.kind, t.metric_names, y, p, g) for t, y, p, g in task_rows(tasks, preds, data)}
 
 
 def evaluate_model(model: MultiTaskModel, preds: dict[str, np.ndarray], data: EncodedData) -> Metrics:
@@ -181,8 +177,8 @@ class FoldedMetrics:
         for which, scores in (("data", preds), ("oracle", oracle if self.has_oracle else None)):
             if scores is None:
                 continue
-            for t, y, p, mask in task_rows(self.model.output_tasks, self.model.complete(scores), rows):
-                self.acc[which][t.name].update(y, p, rows.groups[mask] if rows.groups is not None else None)
+            for t, y, p, groups in task_rows(self.model.output_tasks, self.model.complete(scores), rows):
+                self.acc[which][t.name].update(y, p, groups)
 
     def result(self, rows: int) -> tuple[Metrics, Metrics | None]:
         out = {which: {name: acc.result() for name, acc in accs.items()} for which, accs in self.acc.items()}
@@ -192,8 +188,6 @@ class FoldedMetrics:
             "each AUC is within %.2g of the exact value; the other metrics are exact", rows, bound
         )
         return out["data"], out["oracle"] if self.has_oracle else None
-
-
 
 
 def diagnostics(model: MultiTaskModel, scored: Scored) -> dict[str, dict[str, Any]]:

@@ -51,8 +51,7 @@ def split_indices(table: pa.Table, cfg: SplitConfig, origin: Where = "data") -> 
     which = np.empty(groups.max() + 2, dtype=np.int8)
     for i, name in enumerate(SPLITS):
         which[parts[name] + 1] = i
-    row_part = which[groups + 1]
-    return {name: np.flatnonzero(row_part == i) for i, name in enumerate(SPLITS)}
+    return _indices(which[groups + 1])
 
 
 def _indices(codes: np.ndarray) -> dict[str, np.ndarray]:
