@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mtlrec.distributed import Shard
+
 
 @dataclass
 class TensorBatch:
@@ -103,12 +105,17 @@ class EncodedData(TensorBatch):
         )
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0
-    ) -> Iterator[TensorBatch]:
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0,
+        shard: Shard = Shard(),
+    ) -> Iterator[TensorBatch]:  # fmt: skip
         """Batches of ``batch_size`` rows, in order or in a random order drawn from ``generator``;
-        ``start`` skips the first ``start`` batches of that order (a resumed epoch)."""
+        ``start`` skips the first ``start`` batches of that order (a resumed epoch). With a
+        ``shard`` of several processes, this one's rows of each batch (distributed.py)."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         for first in range(start * batch_size, n, batch_size):
             rows = slice(first, first + batch_size)
-            yield self.take(rows if order is None else order[rows])
+            if order is None and shard.size == 1:
+                yield self.take(rows)  # views
+            else:
+                yield self.take(shard.mine(order[rows] if order is not None else torch.arange(n)[rows]))

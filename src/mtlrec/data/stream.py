@@ -41,6 +41,7 @@ from mtlrec.data.fitting import EncoderFit
 from mtlrec.data.hashing import split_codes, splitmix64, stable_hash
 from mtlrec.data.pieces import Piece, find_files, is_pattern, pieces_of, read_piece
 from mtlrec.data.split import time_codes
+from mtlrec.distributed import Shard
 from mtlrec.errors import ConfigError, DataError
 from mtlrec.spec import Schema
 
@@ -160,14 +161,18 @@ class StreamData:
         return self.classes.get(task, (0, 0))
 
     # -- reading -----------------------------------------------------------------------------
-    def chunks(self, order: Sequence[int] | None = None, skip: int = 0) -> Iterator[tuple[EncodedData, pa.Table]]:
+    def chunks(
+        self, order: Sequence[int] | None = None, skip: int = 0, shard: Shard = Shard()
+    ) -> Iterator[tuple[EncodedData, pa.Table]]:
         """The split's rows, piece by piece in ``order`` (default: as listed), the first ``skip``
         rows left out (whole pieces unread): (encoded rows, the raw table they came from). A split
-        without rows gives one empty chunk."""
+        without rows gives one empty chunk. With a ``shard`` of several processes, only this
+        one's rows (positions in that sequence, the skipped ones counted) are encoded."""
         if not len(self):
             table, _ = next(self.read(self.pieces[0], self.columns))
             yield self.encoder.transform(table.slice(0, 0), where=self.pieces[0].name), table.slice(0, 0)
             return
+        position = skip  # of the next row in the sequence
         for i in range(len(self.pieces)) if order is None else order:
             if skip >= self.counts[i]:
                 skip -= int(self.counts[i])
@@ -177,6 +182,10 @@ class StreamData:
                 rows = self.splitter.codes(table, piece, first) == self.code
                 index = np.flatnonzero(rows)[skip:]
                 skip = max(skip - int(rows.sum()), 0)
+                if shard.size > 1:
+                    mine = (position + np.arange(len(index))) % shard.size == shard.rank
+                    position += len(index)
+                    index = index[mine]
                 if not len(index):
                     continue
                 part = table.take(pa.array(index))
@@ -184,20 +193,22 @@ class StreamData:
                 yield self.encoder.transform(part, where=where), part
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0
-    ) -> Iterator[TensorBatch]:
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0,
+        shard: Shard = Shard(),
+    ) -> Iterator[TensorBatch]:  # fmt: skip
         """As ``EncodedData.batches``; with ``shuffle``, from windows of the shuffle buffer read and
-        encoded one window ahead (module docstring)."""
+        encoded one window ahead (module docstring). With a ``shard`` of several processes, each
+        reads every piece but encodes and serves only its rows of each batch (distributed.py)."""
         if not shuffle:
             for data, _ in self.chunks(skip=start * batch_size):
-                yield from data.batches(batch_size)
+                yield from data.batches(batch_size, shard=shard)
             return
         own = torch.Generator()  # the windows draw from their own copy: no two threads on one generator
         own.set_state(generator.get_state() if generator is not None else torch.Generator().get_state())
-        windows = self._windows(batch_size, own, start)
-        for window, perm, first in _prefetched(lambda: windows) if self._threaded() else windows:
-            for b in range(first, len(window), batch_size):
-                yield window.take(perm[b : b + batch_size])
+        windows = self._windows(batch_size, own, start, shard)
+        for window, perm, first, at in _prefetched(lambda: windows) if self._threaded() else windows:
+            for b in range(first, len(perm), batch_size):
+                yield window.take(shard.local(perm[b : b + batch_size] + at, at))
         if generator is not None:
             generator.set_state(own.get_state())  # after the epoch, as an uninterrupted one leaves it
 
@@ -209,8 +220,9 @@ class StreamData:
             return self.prefetch
         return (os.cpu_count() or 1) > torch.get_num_threads()
 
-    def _windows(self, batch_size: int, generator: torch.Generator, start: int) -> Iterator[tuple]:
-        """(window, its permutation, the offset of its first batch to serve) for each window left."""
+    def _windows(self, batch_size: int, generator: torch.Generator, start: int, shard: Shard) -> Iterator[tuple]:
+        """(window: this process's rows of it, the permutation of all its rows, the offset of its
+        first batch to serve, the position of its first row) for each window left."""
         size = -(-self.buffer // batch_size) * batch_size
         total = len(self)
         order = torch.randperm(len(self.pieces), generator=generator).tolist()
@@ -218,10 +230,11 @@ class StreamData:
         first_window = done // size
         for w in range(first_window):  # the draws of the windows a resumed epoch has done
             torch.randperm(min(size, total - w * size), generator=generator)
-        rows = _Rows(self.chunks(order, skip=first_window * size))
+        rows = _Rows(self.chunks(order, skip=first_window * size, shard=shard))
         for w in range(first_window, -(-total // size)):
-            n = min(size, total - w * size)
-            yield rows.take(n), torch.randperm(n, generator=generator), done - w * size if w == first_window else 0
+            n, at = min(size, total - w * size), w * size
+            window = rows.take(shard.count(at, at + n))
+            yield window, torch.randperm(n, generator=generator), done - at if w == first_window else 0, at
 
 
 class _Rows:
@@ -229,8 +242,11 @@ class _Rows:
 
     def __init__(self, chunks: Iterator[tuple[EncodedData, pa.Table]]) -> None:
         self.chunks, self.left = chunks, None
+        self.empty: EncodedData | None = None  # no rows (what a window gives a process without any)
 
     def take(self, n: int) -> EncodedData:
+        if n == 0:  # a process's share of a window smaller than the world: no rows, the columns kept
+            return self.empty
         parts, have = [], 0
         while have < n:
             data = self.left if self.left is not None else next(self.chunks)[0]
@@ -242,6 +258,7 @@ class _Rows:
                 self.left = None
             parts.append(data)
             have += len(data)
+        self.empty = parts[0].rows(slice(0, 0))
         return EncodedData.concat(parts)
 
 

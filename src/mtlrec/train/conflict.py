@@ -20,7 +20,6 @@ from torch import Tensor
 
 from mtlrec.device import module_device
 from mtlrec.train.callbacks import Callback
-from mtlrec.train.trainer import training_losses
 from mtlrec.weighting._grads import cosine_matrix, parameter_gradients
 
 
@@ -63,9 +62,11 @@ class ConflictMonitor(Callback):
         shared = [p for p in trainer.shared.parameters if p.requires_grad]  # found before the optimizers opened
         device = module_device(model)  # dropout here must not shift the training RNG (on a GPU: the device's)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            losses = training_losses(model, batch)
+            losses = trainer._losses(batch)  # the global batch's, with several processes (distributed.py)
         names = list(losses)
         grads = parameter_gradients([losses[n] for n in names], shared)
+        if trainer.world.size > 1:
+            grads = trainer.world.sum(grads) / trainer.world.size
         return {**conflict_stats(grads, names), "weights": trainer.weighting.weights()}
 
     def on_record(self, trainer, record):

@@ -138,15 +138,15 @@ class RowwiseAdam(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     self._init_state(p, state)
+                rows, g = self._rows(p, p.grad)
+                stale = state["last"].index_select(0, rows) < state["step"]
+                if bool(stale.any()):  # not caught up before the forward pass (see catch_up): rows another
+                    self._update_rows(p, state, group, rows[stale])  # process read, under torchrun
                 state["step"] += 1
                 t = state["step"]
-                rows, g = self._rows(p, p.grad)
-                moments, last = state["moments"].index_select(0, rows), state["last"].index_select(0, rows)
+                moments = state["moments"].index_select(0, rows)
                 m, v = moments[:, 0], moments[:, 1]  # views: updated in place
-                if bool((last < t - 1).any()):  # not caught up before the forward pass (see catch_up)
-                    delta = self._catch_up(last, t - 1, m, v, group)
-                else:
-                    delta = torch.zeros_like(g)
+                delta = torch.zeros_like(g)
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(group["eps"])

@@ -13,6 +13,7 @@ import torch
 from mtlrec.config import TrainConfig
 from mtlrec.data.batches import EncodedData, TensorBatch
 from mtlrec.device import Placement
+from mtlrec.distributed import SINGLE, World
 from mtlrec.evaluation import evaluate_split
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
@@ -20,6 +21,12 @@ from mtlrec.train.callbacks import Callback
 from mtlrec.train.optim import Optimizers
 from mtlrec.train.state import TrainState
 from mtlrec.weighting.base import LossWeighting, present
+
+
+def loss_rows(model: MultiTaskModel, batch: TensorBatch) -> torch.Tensor:
+    """[T] how many rows of ``batch`` each loss task's mean is over (its sample space)."""
+    masks = model.with_derived(batch).masks
+    return torch.stack([masks[t.name].sum() for t in model.loss_tasks])
 
 
 def training_losses(model: MultiTaskModel, batch: TensorBatch) -> dict[str, torch.Tensor]:
@@ -48,10 +55,14 @@ class Trainer:
         cfg: TrainConfig,
         callbacks: Sequence[Callback] = (),
         checkpointer: Checkpointer | None = None,
+        world: World = SINGLE,
     ) -> None:
-        self.placement = Placement.resolve(cfg.device, cfg.precision)
+        self.world = world  # the processes training this model together (distributed.py)
+        self.placement = Placement.resolve(cfg.device, cfg.precision, local_rank=world.local_rank)
         self.model = model.to(self.placement.device)
         self.weighting = weighting.to(self.placement.device)  # its parameters and buffers beside the model's
+        self.weighting.world = world
+        self.params = [p for p in [*model.parameters(), *weighting.parameters()] if p.requires_grad]
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self.checkpointer = checkpointer
@@ -84,8 +95,10 @@ class Trainer:
             cb.on_fit_end(self)
 
     def _losses(self, batch: TensorBatch) -> dict[str, torch.Tensor]:
-        with self.placement.autocast():
-            return training_losses(self.model, batch)
+        """The task losses of the global batch (this process's rows of it: distributed.py)."""
+        with self.world.rank_rng(self.cfg.seed, self.state.global_step), self.placement.autocast():
+            losses = training_losses(self.model, batch)
+        return self.world.global_losses(losses, loss_rows(self.model, batch)) if self.world.size > 1 else losses
 
     def train_step(self, batch: TensorBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """One optimisation step on ``batch`` (inside ``fit``, which opens ``self.optimizer``):
@@ -94,6 +107,7 @@ class Trainer:
         self.optimizer.zero_grad()
         losses = self._losses(batch)
         stats = self.weighting.backward(losses, self.shared)
+        self.world.average_gradients(self.params)
         self.optimizer.step()
         self.weighting.after_step(lambda: self._losses(batch))
         return losses, stats
@@ -111,7 +125,9 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch, steps)
             model.train()
-            for batch in train.batches(cfg.batch_size, shuffle=True, generator=s.generator, start=s.step):
+            batches = train.batches(cfg.batch_size, shuffle=True, generator=s.generator, start=s.step,
+                                    shard=self.world.shard)  # fmt: skip
+            for batch in batches:
                 batch = batch.to(self.placement.device)
                 losses, stats = self.train_step(batch)
                 s.add_losses(losses, present(torch.stack([v.detach() for v in losses.values()])))
@@ -125,7 +141,9 @@ class Trainer:
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
-            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows)[0]
+            # rank 0 evaluates (every row) and decides whether to stop; the others wait for its decision
+            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows)[0] \
+                if self.world.main else {}  # fmt: skip
             seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,
@@ -136,9 +154,11 @@ class Trainer:
                 "seconds": round(seconds, 3),
                 "samples_per_s": round(len(train) / seconds, 1),
                 **model.epoch_stats(),  # e.g. {"experts": {gate: {expert: mean weight}}}
+                **({"distributed": self.world.record()} if self.world.size > 1 else {}),
             }
             for cb in self.callbacks:  # phase 1: complete the record (and decide whether to stop)
                 cb.on_record(self, record)
+            s.stop = self.world.agree(s.stop)  # rank 0's decision, for all
             for cb in self.callbacks:  # phase 2: the record is final
                 cb.on_epoch_end(self, record)
             s.epoch, s.step = epoch, 0

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
+from mtlrec.distributed import World
 from mtlrec.spec import TaskSpec
 from mtlrec.weighting.base import LossWeighting, SharedPart, present
 
@@ -79,6 +80,25 @@ def gram(grads: Tensor) -> Tensor:
     """[T, P] -> [T, T] inner products, in float64 (the solvers work on this)."""
     g = grads.double()
     return g @ g.T
+
+
+def global_gram(matrix: Tensor, on: GradTarget, world: World) -> Tensor:
+    """[T, T] float64: the Gram matrix of the task gradients of the global batch, from this rank's
+    [T, P] ``matrix`` (that of its scaled losses; distributed.py). On parameters the global
+    gradient is the ranks' mean; on the representation each rank's rows are its own, so the global
+    matrix is the ranks' matrices side by side (over ``size``) and its Gram is their Grams' sum."""
+    if world.size == 1:
+        return gram(matrix)
+    if on == "parameters":
+        return gram(world.sum(matrix.clone()) / world.size)
+    return world.sum(gram(matrix)) / world.size**2
+
+
+def global_norms(matrix: Tensor, on: GradTarget, world: World) -> Tensor:
+    """[T]: each task's gradient norm on the global batch (``global_gram``'s diagonal, rooted)."""
+    if world.size == 1:
+        return matrix.norm(dim=1)
+    return global_gram(matrix, on, world).diagonal().sqrt().to(matrix.dtype)
 
 
 def cosine_matrix(grads: Tensor) -> Tensor:
@@ -235,7 +255,7 @@ class GradientWeighting(LossWeighting):
         values = torch.stack([losses[t].detach() for t in self.names]).double()
         # the solvers' float64 [T, T] math runs on the CPU whatever the model's device: a few
         # hundred tiny ops, each a kernel launch and a sync on a GPU
-        w = self.solve(gram(grads.matrix).cpu(), values.cpu())
+        w = self.solve(global_gram(grads.matrix, self.on, self.world).cpu(), values.cpu())
         grads.apply(w)
         self.last_weights.copy_(w)
         return self.weights()

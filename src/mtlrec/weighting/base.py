@@ -13,6 +13,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch import Tensor, nn
 
+from mtlrec.distributed import SINGLE, World
 from mtlrec.registry import Registry
 from mtlrec.spec import TaskSpec
 
@@ -44,11 +45,14 @@ class Shared:
 class LossWeighting(nn.Module):
     """Base of every method. Subclasses take ``tasks`` plus typed keyword-only hyperparameters,
     register with ``@WEIGHTINGS.register(name)``, and state their ``cost`` (extra backward passes
-    per step). State that must survive a checkpoint lives in parameters or buffers."""
+    per step). State that must survive a checkpoint lives in parameters or buffers. ``world``: the
+    processes training the model (set by the trainer; see distributed.py): a method that reads
+    gradients reads the global ones through it."""
 
     description = ""
     cost = "no extra backward passes"
     registered_name = ""
+    world: World = SINGLE
 
     def __init__(self, tasks: Sequence[TaskSpec]) -> None:
         super().__init__()

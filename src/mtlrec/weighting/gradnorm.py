@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from mtlrec.spec import TaskSpec
-from mtlrec.weighting._grads import GradTarget, task_gradients
+from mtlrec.weighting._grads import GradTarget, global_norms, task_gradients
 from mtlrec.weighting.base import WEIGHTINGS, LossWeighting, SharedPart, present
 
 
@@ -46,7 +46,7 @@ class GradNorm(LossWeighting):
     def backward(self, losses: dict[str, Tensor], shared: SharedPart) -> dict[str, float]:
         values = torch.stack([losses[t] for t in self.names])  # [T]
         grads = task_gradients([losses[t] for t in self.names], shared, self.on)  # [T, P] (P = 0, CPU: none shared)
-        norms = grads.norm(dim=1).to(values.device)  # [T] |grad L_t|
+        norms = global_norms(grads, self.on, self.world).to(values.device)  # [T] |grad L_t|, global batch
         with torch.no_grad():
             detached = values.detach()
             here = present(detached)  # the means below are over the tasks in the batch; the others keep their w
