@@ -3,6 +3,7 @@ metrics -> run directory."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import time
@@ -41,6 +42,7 @@ from mtlrec.data.pieces import read_piece
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.device import resolve_device
+from mtlrec.distributed import World, env_local_rank, joined
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
@@ -173,30 +175,55 @@ def run_experiment(
     weights, optimizer state unless ``reset_optimizer``, and grown vocabularies; see
     ``train/warm_start.py``) on ``cfg``'s data. ``data``: prepared already (a grid encodes once);
     not with ``resume`` or ``init_from``, whose encoder comes from a run directory. ``progress``:
-    where the epochs and what the run does are reported (default: a bar on a terminal, else lines)."""
+    where the epochs and what the run does are reported (default: a bar on a terminal, else lines).
+
+    Under torchrun (distributed.py) every process calls this: all train one model, rank 0 alone
+    holds and writes ``out``, reports and evaluates, and returns the metrics; the others return {}.
+    A resumed or warm-started run's other processes read ``out`` or the parent run too, so those
+    must be on a filesystem every node sees."""
     if data is not None and (resume or init_from is not None):
         raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    resolve_device(cfg.train.device)  # a GPU that is not there: an error before any work
+    device = resolve_device(cfg.train.device, local_rank=env_local_rank())  # a missing GPU: an error now
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it: choose one")
-    out = Path(out)
-    progress = progress if progress is not None else Progress.auto()
-    with progress, run_lock(out):  # one writer at a time; no bar outlives the run if it fails
+    with joined(device) as world, _rank_quiet(world):
+        progress = progress if progress is not None else Progress.auto()
+        return _run(world, cfg, Path(out), overwrite, data, resume, init_from, reset_optimizer,
+                    progress if world.main else Progress("quiet"))  # fmt: skip
+
+
+@contextlib.contextmanager
+def _rank_quiet(world: World):
+    """Warnings from rank 0 only (the others would repeat them)."""
+    with warnings.catch_warnings():
+        if not world.main:
+            warnings.simplefilter("ignore")
+        yield
+
+
+def _run(
+    world: World, cfg: ExperimentConfig, out: Path, overwrite: bool, data: Prepared | None, resume: bool,
+    init_from: str | Path | None, reset_optimizer: bool, progress: Progress,
+) -> dict[str, Any]:  # fmt: skip
+    """run_experiment in this process (rank 0 writes: see there)."""
+    with progress, run_lock(out) if world.main else contextlib.nullcontext():  # one writer; no bar outlives the run
         log = progress.line
         if resume and (out / RUN_JSON).is_file():
             log(f"{out}: the run is complete; nothing to resume")
             return read_json(out / "metrics.json")
         latest = latest_checkpoint(out) if resume else None
         if latest is not None:
-            return _resume(out, cfg, latest, progress, init_from)
+            return _resume(world, out, cfg, latest, progress, init_from)
         if resume:
             init_from, reset_optimizer = _restart(out, init_from, reset_optimizer, log)
+        world.barrier()  # every process has read what it needs of ``out`` before rank 0 changes it
         parent = Parent.load(init_from) if init_from is not None else None
         if parent is not None and parent.path.resolve() == out.resolve():
             raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
-        refuse_used_dir(out, overwrite or resume)
+        if world.main:
+            refuse_used_dir(out, overwrite or resume)
         if data is None:
             with progress.bar("reading and encoding the data", unit=None):
                 data = prepare(cfg, grow=parent.encoder if parent else None)
@@ -204,19 +231,26 @@ def run_experiment(
         if parent is not None:
             parent.check(start.resolved)
         start.built  # a model or weighting that cannot be built fails here, before the earlier run goes
-        clear_earlier_run(out)
         restore = None
         if parent is not None:
             layout = data.encoder.layout()
             restore = lambda state: parent.restore(state, layout, reset_optimizer=reset_optimizer)  # noqa: E731
             log(f"{out}: starting from {parent.path} ({_growth(parent.encoder, data.encoder)})")
-            write_json(out / PARENT, {**parent.lineage, "reset_optimizer": reset_optimizer})
-        write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
-        data.encoder.save(out / "encoder.json")
-        data.encoder.save_counts(out / COUNTS)
-        if data.joiner is not None:
-            data.joiner.save(out)
-        return _train_into(out, start, progress, restore)
+        if world.main:
+            _begin(out, start, parent, reset_optimizer)
+        return _train_into(world, out, start, progress, restore)
+
+
+def _begin(out: Path, start: Start, parent: Parent | None, reset_optimizer: bool) -> None:
+    """Clear an earlier run from ``out`` and write what the new one begins with."""
+    clear_earlier_run(out)
+    if parent is not None:
+        write_json(out / PARENT, {**parent.lineage, "reset_optimizer": reset_optimizer})
+    write_text(out / "config.yaml", yaml.safe_dump(start.resolved, sort_keys=False))
+    start.data.encoder.save(out / "encoder.json")
+    start.data.encoder.save_counts(out / COUNTS)
+    if start.data.joiner is not None:
+        start.data.joiner.save(out)
 
 
 def _restart(
@@ -240,7 +274,7 @@ def _growth(old: Encoder, new: Encoder) -> str:
 
 
 def _resume(
-    out: Path, cfg: ExperimentConfig, latest: Path, progress: Progress, init_from: str | Path | None
+    world: World, out: Path, cfg: ExperimentConfig, latest: Path, progress: Progress, init_from: str | Path | None
 ) -> dict[str, Any]:
     saved = load_checkpoint(latest)
     meta = saved["run"]
@@ -262,7 +296,7 @@ def _resume(
                           f"(files, sizes or contents changed)")  # fmt: skip
     at = saved["train"]["progress"]
     progress.line(f"{out}: resuming from {latest.name} (epoch {at['epoch'] + 1}, step {at['step']})")
-    return _train_into(out, start, progress, restore=lambda state: state.load_state_dict(saved["train"]))
+    return _train_into(world, out, start, progress, restore=lambda state: state.load_state_dict(saved["train"]))
 
 
 @dataclass
@@ -303,18 +337,23 @@ class RunCheckpointer:
 
 
 def _train_into(
-    out: Path, start: Start, progress: Progress, restore: Callable[[TrainState], None] | None = None
+    world: World, out: Path, start: Start, progress: Progress, restore: Callable[[TrainState], None] | None = None
 ) -> dict[str, Any]:
     """Train, save the weights and the metrics, then run.json (run_experiment's body once the
-    directory is held and has its config and encoder)."""
+    directory is held and has its config and encoder). Processes other than rank 0 train only."""
     cfg, data = start.cfg, start.data
     model, weighting, monitor = start.built
     stopper = EarlyStopping(monitor, cfg.train.patience)
-    callbacks = [ConflictMonitor(cfg.train.conflict_every), History(out / "history.jsonl"), stopper]
-    if cfg.train.progress:
-        callbacks.append(EpochProgress(progress))
-    trainer = Trainer(model, weighting, cfg.train, callbacks, RunCheckpointer(out, start))
+    callbacks = [ConflictMonitor(cfg.train.conflict_every)]
+    if world.main:  # the others neither evaluate nor write: rank 0's decision to stop reaches them
+        callbacks += [History(out / "history.jsonl"), stopper]
+        if cfg.train.progress:
+            callbacks.append(EpochProgress(progress))
+    checkpointer = RunCheckpointer(out, start) if world.main else None
+    trainer = Trainer(model, weighting, cfg.train, callbacks, checkpointer, world)
     trainer.fit(data.encoded["train"], data.encoded["valid"], restore=restore)
+    if not world.main:
+        return {}
     save_tensors(out / "model.safetensors", model.state_dict())
     state = weighting.state_dict()
     if state:

@@ -30,6 +30,7 @@ def run(
 ) -> None:
     """Train a multi-task model from a YAML config and write a run directory."""
     from mtlrec.config import load_config
+    from mtlrec.distributed import env_rank
     from mtlrec.errors import ConfigError
     from mtlrec.experiment import run_experiment
 
@@ -41,6 +42,8 @@ def run(
         raise ConfigError("--reset-optimizer: only with --init-from RUN")
     metrics = run_experiment(cfg, out, overwrite=overwrite, resume=resume, init_from=init_from,
                              reset_optimizer=reset_optimizer, progress=Progress.auto(quiet))  # fmt: skip
+    if env_rank() != 0:  # under torchrun: rank 0 reports
+        return
     print(metrics_table(metrics["test"], metrics.get("oracle", {}).get("test")))
     print(f"\nrun directory: {out}  (best epoch {metrics['best_epoch']} by valid {metrics['monitor']})")
     after_command(out, report)

@@ -1,0 +1,291 @@
+"""Several processes train the model one process would (distributed.py).
+
+The collectives are checked in two gloo processes on a file store (no port) against the same
+computation on all rows in one process, with a task absent from one rank's rows and a task absent
+from every row. The whole command is checked under torchrun (2 processes on the CPU, a free port on
+127.0.0.1): the 2-process run equals the 1-process run (static: weights to 1e-5; MGDA and Nash-MTL:
+the same task weights), in memory and streamed; killed with SIGKILL and resumed, it ends as the
+uninterrupted 2-process run; and its run directory exports and serves like any other."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mtlrec.artifacts import load_tensors, read_history, read_json
+from mtlrec.cli.main import main
+from mtlrec.config import ExperimentConfig
+from mtlrec.data.synthetic import default_schema, simulate
+from mtlrec.distributed import SINGLE, Shard
+from mtlrec.experiment import run_experiment
+from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint
+
+TIMEOUT = 180  # seconds for one torchrun launch (about 5-10 s on two idle cores)
+
+
+# -- rows of a shard -------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_a_shard_takes_every_size_th_position_and_numbers_its_own(size):
+    for rank in range(size):
+        shard = Shard(rank, size)
+        for start in range(0, 7):
+            for stop in range(start, 20):
+                mine = [p for p in range(start, stop) if p % size == rank]
+                assert shard.count(start, stop) == len(mine)
+                positions = torch.randperm(stop - start) + start
+                want = [mine.index(p) for p in positions.tolist() if p % size == rank]
+                assert shard.local(positions, start).tolist() == want
+    shards = [Shard(r, size).mine(torch.arange(11)).tolist() for r in range(size)]
+    assert sorted(sum(shards, [])) == list(range(11))  # every row once
+
+
+def test_one_process_changes_nothing():
+    losses = {"a": torch.tensor(0.5, requires_grad=True)}
+    assert SINGLE.global_losses(losses, torch.tensor([3])) is losses
+    x = torch.ones(3)
+    assert SINGLE.sum(x) is x and SINGLE.agree({"k": 1}) == {"k": 1}
+
+
+# -- the collectives, in two processes ---------------------------------------------------------------
+X = torch.arange(24, dtype=torch.float32).reshape(8, 3).sin()
+Y = torch.arange(8, dtype=torch.float32).cos()
+IDS = torch.tensor([[1, 2], [2, 3], [4, 4], [1, 9], [0, 5], [5, 6], [7, 7], [8, 1]])
+MASKS = {
+    "a": torch.ones(8, dtype=torch.bool),  # every row
+    "b": torch.tensor([1, 0, 1, 0, 1, 0, 0, 0], dtype=torch.bool),  # rank 0's rows only
+    "c": torch.zeros(8, dtype=torch.bool),  # no row
+}
+WEIGHTS = {"a": 1.0, "b": 0.5, "c": 2.0}
+
+CHILD = r"""
+import json, sys, torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[4])
+from test_distributed import IDS, MASKS, WEIGHTS, X, Y, forward
+from mtlrec.distributed import World
+from mtlrec.weighting._grads import global_gram
+torch.set_num_threads(1)
+rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2)
+world = World(rank, 2)
+rows = torch.arange(8)[rank::2]
+torch.manual_seed(0)
+w = torch.nn.Parameter(torch.linspace(-1, 1, 3)); emb = torch.nn.Embedding(10, 2, sparse=True)
+unused = torch.nn.Parameter(torch.zeros(2))
+pred, local = forward(w, emb, rows)
+counts = torch.stack([MASKS[t][rows].sum() for t in local])
+losses = world.global_losses(local, counts)
+mats = {on: torch.stack([torch.autograd.grad(losses[t], x, retain_graph=True)[0].reshape(-1) for t in losses])
+        for on, x in (("parameters", w), ("representation", pred))}
+sum(WEIGHTS[t] * losses[t] for t in losses).backward()
+world.average_gradients([w, emb.weight, unused])
+gathered = world.gather(torch.arange(rank + 2))
+result = {"values": {t: float(v) for t, v in losses.items()}, "w": w.grad.tolist(),
+          "emb": emb.weight.grad.to_dense().tolist(), "unused": unused.grad is None,
+          "gram": {on: global_gram(m, on, world).tolist() for on, m in mats.items()},
+          "agree": world.agree({"rank": rank}), "gathered": [g.tolist() for g in gathered]}
+open(out, "w").write(json.dumps(result))
+dist.destroy_process_group()
+"""
+
+
+def forward(w, emb, rows):
+    """(predictions [R], {task: masked mean squared error}) of ``rows``."""
+    pred = X[rows] @ w + emb(IDS[rows]).sum((1, 2))
+    sq = (pred - Y[rows]) ** 2
+    masks = {t: m[rows].float() for t, m in MASKS.items()}
+    return pred, {t: (sq * m).sum() / m.sum().clamp_min(1) for t, m in masks.items()}
+
+
+def test_two_processes_reduce_losses_gradients_and_grams_as_one_process_would(tmp_path):
+    here = str(Path(__file__).parent)
+    children = [
+        subprocess.Popen([sys.executable, "-c", CHILD, str(r), str(tmp_path / "store"), str(tmp_path / f"{r}.json"),
+                          here])  # fmt: skip
+        for r in range(2)
+    ]
+    for child in children:
+        assert child.wait(timeout=TIMEOUT) == 0
+    got = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+
+    torch.manual_seed(0)  # the same parameters, all 8 rows in one process
+    w = torch.nn.Parameter(torch.linspace(-1, 1, 3))
+    emb = torch.nn.Embedding(10, 2, sparse=True)
+    pred, losses = forward(w, emb, torch.arange(8))
+    grams = {}
+    for on, x in (("parameters", w), ("representation", pred)):
+        g = torch.stack([torch.autograd.grad(losses[t], x, retain_graph=True)[0].reshape(-1) for t in losses])
+        grams[on] = (g.double() @ g.double().T).tolist()
+    sum(WEIGHTS[t] * losses[t] for t in losses).backward()
+
+    for r in got:  # every rank holds the one-process answer
+        assert r["values"] == pytest.approx({t: float(v.detach()) for t, v in losses.items()}, abs=1e-6)
+        assert r["values"]["c"] == 0.0  # a task with no row anywhere stays absent
+        np.testing.assert_allclose(r["w"], w.grad.numpy(), atol=1e-6)
+        np.testing.assert_allclose(r["emb"], emb.weight.grad.to_dense().numpy(), atol=1e-6)
+        assert r["unused"]  # no rank gave it a gradient: still None, as in one process
+        for on in grams:
+            np.testing.assert_allclose(r["gram"][on], grams[on], rtol=1e-5, atol=1e-9)
+        assert r["agree"] == {"rank": 0}
+        assert r["gathered"] == [[0, 1], [0, 1, 2]]
+    assert got[0] == got[1]  # identical, not just close
+
+
+# -- the command under torchrun -------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(args: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``args`` under torchrun, 2 processes on this machine; its process group is killed by pid
+    if it outlives TIMEOUT."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+CASES = {  # name -> changes to the tiny config
+    "static": {},
+    "mgda": {"weighting": {"name": "mgda"}},
+    "nash_mtl": {"weighting": {"name": "nash_mtl"}},
+    "stream": {"stream": True},
+}
+
+
+def case_config(tiny, root: Path, name: str) -> dict:
+    raw = copy.deepcopy(tiny)
+    raw["model"] = {**raw["model"], "name": "mmoe", "mmoe": {"n_experts": 2, "expert_dims": [16]}}
+    raw["train"].update(checkpoint_every=3)
+    changes = dict(CASES[name])
+    if changes.pop("stream", False):
+        raw["data"] = {"source": "file", "path": str(root / "parts"), "shuffle_buffer": 1500,
+                       "split": {"method": "hash", "column": "request_id"}}  # fmt: skip
+        raw["schema"] = dataclasses.asdict(default_schema())
+    raw.update(changes)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_config_shared):
+    """Each case trained by one process (here) and by two (torchrun)."""
+    root = tmp_path_factory.mktemp("ddp")
+    assert main(["simulate", "--rows", "6000", "--part-rows", "2000", "--users", "500", "--items", "300",
+                 "--out", str(root / "parts"), "--quiet"]) == 0  # fmt: skip
+    runs = {}
+    for name in CASES:
+        raw = case_config(tiny_config_shared, root, name)
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        run_experiment(ExperimentConfig.model_validate(raw), root / name / "one")
+        done = torchrun(["-m", "mtlrec", "train", str(root / f"{name}.yaml"), "--out", str(root / name / "two"),
+                         "--no-report", "--quiet"])  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = root / name
+    return root, runs
+
+
+@pytest.mark.parametrize("name", ["static", "stream"])
+def test_two_processes_train_the_model_one_process_trains(trained, name):
+    _, runs = trained
+    one, two = (load_tensors(runs[name] / k / "model.safetensors") for k in ("one", "two"))
+    assert one.keys() == two.keys()
+    worst = max(float((one[k].float() - two[k].float()).abs().max()) for k in one)
+    assert worst < 1e-5
+    h1, h2 = (read_history(runs[name] / k) for k in ("one", "two"))
+    assert len(h1) == len(h2) == 2
+    for a, b in zip(h1, h2):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
+        assert b["absent_batches"] == a["absent_batches"]
+        assert b["distributed"]["processes"] == 2 and b["distributed"]["bytes"] > 0 and "distributed" not in a
+    m1, m2 = (read_json(runs[name] / k / "metrics.json") for k in ("one", "two"))
+    assert m2["test"]["click"]["auc"] == pytest.approx(m1["test"]["click"]["auc"], abs=1e-4)
+    assert m2["best_epoch"] == m1["best_epoch"]
+
+
+@pytest.mark.parametrize("name", ["mgda", "nash_mtl"])
+def test_gradient_methods_pick_the_one_process_weights(trained, name):
+    _, runs = trained
+    h1, h2 = (read_history(runs[name] / k) for k in ("one", "two"))
+    for a, b in zip(h1, h2):
+        assert b["weights"] == pytest.approx(a["weights"], abs=1e-5)
+        assert b["weights"] != {t: 1.0 for t in b["weights"]}  # the method did choose weights
+
+
+KILLING = r"""
+import os, signal, sys
+from mtlrec.train import trainer
+if os.environ["RANK"] == "1":  # rank 1 dies after its N-th step; torchrun then stops rank 0
+    step, count = trainer.Trainer.train_step, [0]
+    def train_step(self, batch):
+        result = step(self, batch)
+        count[0] += 1
+        if count[0] == int(os.environ["KILL_AFTER"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    trainer.Trainer.train_step = train_step
+from mtlrec.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def untimed(rows):
+    skip = ("seconds", "samples_per_s", "distributed")
+    return [{k: v for k, v in r.items() if k not in skip} for r in rows]
+
+
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained):
+    root, runs = trained
+    script, out = root / "killing.py", root / "killed"
+    script.write_text(KILLING)
+    args = ["train", str(root / "static.yaml"), "--out", str(out), "--no-report", "--quiet"]
+    died = torchrun([str(script), *args], env={"KILL_AFTER": "13"})  # epoch 2 (10 steps an epoch), past step 12's save
+    assert died.returncode != 0 and not (out / "run.json").exists()
+    assert load_checkpoint(latest_checkpoint(out))["train"]["progress"]["global_step"] == 12
+    resumed = torchrun(["-m", "mtlrec", *args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    want = runs["static"] / "two"
+    a, b = load_tensors(want / "model.safetensors"), load_tensors(out / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert untimed(read_history(out)) == untimed(read_history(want))
+    assert read_json(out / "metrics.json") == read_json(want / "metrics.json")
+
+
+def test_a_two_process_run_exports_and_serves_like_any_other(trained):
+    with warnings.catch_warnings():  # starlette's test client warns that it prefers httpx2
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from mtlrec.serve.app import create_app
+    from mtlrec.serve.predictor import Predictor
+
+    _, runs = trained
+    run = runs["static"] / "two"
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(run.parent / "export")]) == 0
+    assert (run.parent / "export" / "model.pt").is_file()
+    predictor = Predictor.load(run)
+    table = simulate(rows=20, users=5, items=300, seed=3)
+    raw = table.select(predictor.encoder.schema.columns(labels=False)).to_pylist()
+    answer = TestClient(create_app(predictor)).post("/v1/score", json={"rows": raw})
+    assert answer.status_code == 200, answer.text
+    for name, values in predictor.predict(table).items():
+        np.testing.assert_allclose(answer.json()["predictions"][name], values, rtol=1e-6, err_msg=name)
