@@ -28,10 +28,13 @@ import yaml
 from mtlrec.artifacts import load_tensors, read_history, read_json
 from mtlrec.cli.main import main
 from mtlrec.config import ExperimentConfig
+from mtlrec.data.encode import Encoder
 from mtlrec.data.synthetic import default_schema, simulate
 from mtlrec.distributed import SINGLE, Shard
 from mtlrec.experiment import run_experiment
+from mtlrec.models import MODELS, build_model
 from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint
+from mtlrec.train.trainer import training_losses
 
 TIMEOUT = 180  # seconds for one torchrun launch (about 5-10 s on two idle cores)
 
@@ -289,3 +292,16 @@ def test_a_two_process_run_exports_and_serves_like_any_other(trained):
     assert answer.status_code == 200, answer.text
     for name, values in predictor.predict(table).items():
         np.testing.assert_allclose(answer.json()["predictions"][name], values, rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS.names()))
+def test_every_model_takes_an_empty_share_of_a_batch(name, shop_table):
+    """A process's rows of a batch may be none (a small last batch): losses 0, gradients 0."""
+    encoder = Encoder(default_schema()).fit(shop_table.slice(0, 500))
+    cfg = ExperimentConfig.model_validate({"model": {"name": name, "embedding_dim": 4, "tower_dims": [8]}})
+    model = build_model(cfg.model, encoder.layout(), encoder.schema.tasks)
+    empty = encoder.transform(shop_table.slice(0, 500)).take(torch.arange(0))
+    losses = training_losses(model, empty)
+    assert all(float(v.detach()) == 0.0 for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())

@@ -192,7 +192,7 @@ class CGCLevel(nn.Module):
             own = self.specific(torch.stack(x).repeat_interleave(self.n_specific, 0))
         k, n_tasks = self.n_specific, len(self.task_names)
         w = torch.stack([self.gates[t](v) for t, v in zip(self.task_names, x)], 1)  # [B, T, k + n_shared]
-        per_task = own.view(own.shape[0], n_tasks, k, -1)  # [B, T, k, D]: each task's own experts
+        per_task = own.view(own.shape[0], n_tasks, k, own.shape[-1])  # [B, T, k, D]: each task's own experts (B may be 0)
         h = (w[..., :k, None] * per_task).sum(2) + mix_tasks(w[..., k:], common)  # [B, T, D]
         out = dict(zip(self.task_names, h.unbind(1)))
         if self.shared_gate is None:
