@@ -296,6 +296,10 @@ def _resume(
                           f"(files, sizes or contents changed)")  # fmt: skip
     at = saved["train"]["progress"]
     progress.line(f"{out}: resuming from {latest.name} (epoch {at['epoch'] + 1}, step {at['step']})")
+    if meta.get("processes", 1) != world.size:
+        warnings.warn(f"{out}: trained by {meta.get('processes', 1)} process(es), resumed by {world.size}: it "
+                      f"continues, but not bit for bit as the run left alone would (the order of sums changes)",
+                      stacklevel=2)  # fmt: skip
     return _train_into(world, out, start, progress, restore=lambda state: state.load_state_dict(saved["train"]))
 
 
@@ -325,9 +329,10 @@ class Start:
 class RunCheckpointer:
     """Saves the train state into RUN/checkpoints/ with what a resumed run checks against."""
 
-    def __init__(self, out: Path, start: Start) -> None:
+    def __init__(self, out: Path, start: Start, processes: int = 1) -> None:
         self.out, self.every, self.keep = out, start.cfg.train.checkpoint_every, start.cfg.train.keep_checkpoints
-        self.meta = {"config": start.resolved, "data": start.data.fingerprint, "parent": start.parent}
+        self.meta = {"config": start.resolved, "data": start.data.fingerprint, "parent": start.parent,
+                     "processes": processes}  # fmt: skip
 
     def due(self, global_step: int) -> bool:
         return bool(self.every) and global_step % self.every == 0
@@ -349,7 +354,7 @@ def _train_into(
         callbacks += [History(out / "history.jsonl"), stopper]
         if cfg.train.progress:
             callbacks.append(EpochProgress(progress))
-    checkpointer = RunCheckpointer(out, start) if world.main else None
+    checkpointer = RunCheckpointer(out, start, world.size) if world.main else None
     trainer = Trainer(model, weighting, cfg.train, callbacks, checkpointer, world)
     trainer.fit(data.encoded["train"], data.encoded["valid"], restore=restore)
     if not world.main:

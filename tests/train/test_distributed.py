@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -265,6 +266,11 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained):
     died = torchrun([str(script), *args], env={"KILL_AFTER": "13"})  # epoch 2 (10 steps an epoch), past step 12's save
     assert died.returncode != 0 and not (out / "run.json").exists()
     assert load_checkpoint(latest_checkpoint(out))["train"]["progress"]["global_step"] == 12
+    shutil.copytree(out, root / "killed-one")  # resumed by one process: it goes on, and says how it differs
+    with pytest.warns(UserWarning, match="trained by 2 process.es., resumed by 1"):
+        run_experiment(ExperimentConfig.model_validate(yaml.safe_load((root / "static.yaml").read_text())),
+                       root / "killed-one", resume=True)  # fmt: skip
+    assert (root / "killed-one" / "run.json").is_file()
     resumed = torchrun(["-m", "mtlrec", *args, "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     want = runs["static"] / "two"
