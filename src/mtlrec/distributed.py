@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -121,22 +122,20 @@ class World:
             self._count(started, x.numel() * x.element_size())
         return x
 
-    def gather(self, x: Tensor) -> list[Tensor]:
-        """Every rank's ``x`` (first dimensions may differ), in rank order."""
+    def gather(self, x: Tensor, lengths: Sequence[int] | None = None) -> list[Tensor]:
+        """Every rank's ``x`` (first dimensions may differ; ``lengths``: every rank's, when known),
+        in rank order."""
         if self.size == 1:
             return [x]
+        if lengths is None:
+            lengths = [int(n) for n in self.gather(torch.tensor([x.shape[0]]), [1] * self.size)]
         started = time.perf_counter()
-        moved = x.to(self.device)
-        sizes = torch.tensor([moved.shape[0]], device=self.device)
-        all_sizes = [torch.zeros_like(sizes) for _ in range(self.size)]
-        dist.all_gather(all_sizes, sizes)
-        longest = int(max(s.item() for s in all_sizes))
-        padded = torch.zeros((longest, *moved.shape[1:]), dtype=moved.dtype, device=self.device)
-        padded[: moved.shape[0]] = moved
+        padded = torch.zeros((max(lengths), *x.shape[1:]), dtype=x.dtype, device=self.device)
+        padded[: x.shape[0]] = x
         parts = [torch.empty_like(padded) for _ in range(self.size)]
         dist.all_gather(parts, padded)
         self._count(started, padded.numel() * padded.element_size() * self.size)
-        return [p[: int(s.item())].to(x.device) for p, s in zip(parts, all_sizes)]
+        return [p[:n].to(x.device) for p, n in zip(parts, lengths)]
 
     def barrier(self) -> None:
         """Wait until every rank is here."""
@@ -188,16 +187,27 @@ class World:
                 part = total[offset : offset + p.numel()]
                 offset += p.numel()
                 p.grad = part.view_as(p).div(self.size) if g > 0 else None
-        for p in params:
-            if p.grad is not None and p.grad.is_sparse:
-                p.grad = self._sparse_mean(p.grad)
+        self._sparse_means([p for p in params if p.grad is not None and p.grad.is_sparse])
 
-    def _sparse_mean(self, grad: Tensor) -> Tensor:
-        """A sparse [rows, dim] gradient averaged over ranks: every rank's (row, value) pairs."""
-        grad = grad.coalesce()
-        rows = torch.cat(self.gather(grad.indices()[0]))
-        values = torch.cat(self.gather(grad.values())) / self.size
-        return torch.sparse_coo_tensor(rows[None], values, grad.shape, check_invariants=False)  # rows in range
+    def _sparse_means(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Sparse [rows, dim] gradients averaged over ranks: every rank's (row, value) pairs, for
+        all tables in three all-gathers (the counts, the rows, the values)."""
+        if not params:
+            return
+        grads = [p.grad.coalesce() for p in params]
+        counts = torch.tensor([g.indices().shape[1] for g in grads])
+        every = torch.stack(self.gather(counts, [len(grads)] * self.size))  # [ranks, tables]
+        totals = every.sum(1).tolist()
+        rows = self.gather(torch.cat([g.indices()[0] for g in grads]), totals)
+        dims = [math.prod(g.shape[1:]) for g in grads]  # floats a row
+        values = self.gather(torch.cat([g.values().reshape(-1) for g in grads]),
+                             [sum(int(n) * d for n, d in zip(per_rank, dims)) for per_rank in every.tolist()])  # fmt: skip
+        row_parts = [r.split(per_rank) for r, per_rank in zip(rows, every.tolist())]
+        value_parts = [v.split([n * d for n, d in zip(per_rank, dims)]) for v, per_rank in zip(values, every.tolist())]
+        for t, (p, g) in enumerate(zip(params, grads)):
+            index = torch.cat([parts[t] for parts in row_parts])
+            value = torch.cat([parts[t] for parts in value_parts]).view(-1, *g.shape[1:]) / self.size
+            p.grad = torch.sparse_coo_tensor(index[None], value, g.shape, check_invariants=False)  # rows in range
 
     @contextlib.contextmanager
     def rank_rng(self, seed: int, step: int) -> Iterator[None]:

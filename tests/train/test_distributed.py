@@ -147,6 +147,58 @@ def test_two_processes_reduce_losses_gradients_and_grams_as_one_process_would(tm
     assert got[0] == got[1]  # identical, not just close
 
 
+METHODS_CHILD = r"""
+import json, sys, torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[4])
+from test_distributed import train_every_method
+from mtlrec.distributed import World
+torch.set_num_threads(1)
+rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2)
+open(out, "w").write(json.dumps(train_every_method(World(rank, 2))))
+dist.destroy_process_group()
+"""
+
+
+def train_every_method(world) -> dict:
+    """{method: {"weights": the task weights after 6 steps, "state": the method's state, "model": a
+    sum of every weight}} of a small MMoE trained by ``world`` (these processes)."""
+    from mtlrec.config import TrainConfig
+    from mtlrec.train.trainer import Trainer
+    from mtlrec.weighting import WEIGHTINGS, build_weighting
+
+    table = simulate(rows=3000, users=200, items=100, seed=4)
+    encoder = Encoder(default_schema()).fit(table)
+    data = encoder.transform(table)
+    train, valid = data.rows(slice(0, 2400)), data.rows(slice(2400, None))
+    out = {}
+    for method in WEIGHTINGS.names():
+        cfg = ExperimentConfig.model_validate({"model": {"name": "mmoe", "embedding_dim": 4, "tower_dims": [8]},
+                                               "weighting": {"name": method}})  # fmt: skip
+        torch.manual_seed(0)
+        model = build_model(cfg.model, encoder.layout(), encoder.schema.tasks)
+        weighting = build_weighting(cfg.weighting, model.loss_tasks)
+        Trainer(model, weighting, TrainConfig(epochs=1, batch_size=400, seed=0), world=world).fit(train, valid)
+        out[method] = {"weights": weighting.weights(),
+                       "state": {k: v.tolist() for k, v in weighting.state_dict().items()},
+                       "model": float(sum(p.double().sum() for p in model.state_dict().values()))}  # fmt: skip
+    return out
+
+
+def test_every_weighting_method_decides_alike_in_every_process_and_as_one_process(tmp_path):
+    here = str(Path(__file__).parent)
+    children = [subprocess.Popen([sys.executable, "-c", METHODS_CHILD, str(r), str(tmp_path / "store"),
+                                  str(tmp_path / f"{r}.json"), here]) for r in range(2)]  # fmt: skip
+    for child in children:
+        assert child.wait(timeout=TIMEOUT) == 0
+    ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]  # weights, the methods' state (FAMO, DWA, GradNorm, uncertainty) and the model
+    one = train_every_method(SINGLE)
+    for method, got in ranks[0].items():
+        assert got["weights"] == pytest.approx(one[method]["weights"], abs=1e-4), method
+        assert got["model"] == pytest.approx(one[method]["model"], rel=1e-5), method
+
+
 # -- the command under torchrun -------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
