@@ -196,17 +196,16 @@ class World:
             return
         grads = [p.grad.coalesce() for p in params]
         counts = torch.tensor([g.indices().shape[1] for g in grads])
-        every = torch.stack(self.gather(counts, [len(grads)] * self.size))  # [ranks, tables]
-        totals = every.sum(1).tolist()
-        rows = self.gather(torch.cat([g.indices()[0] for g in grads]), totals)
+        rows_of = [t.tolist() for t in self.gather(counts, [len(grads)] * self.size)]  # [rank][table]
         dims = [math.prod(g.shape[1:]) for g in grads]  # floats a row
-        values = self.gather(torch.cat([g.values().reshape(-1) for g in grads]),
-                             [sum(int(n) * d for n, d in zip(per_rank, dims)) for per_rank in every.tolist()])  # fmt: skip
-        row_parts = [r.split(per_rank) for r, per_rank in zip(rows, every.tolist())]
-        value_parts = [v.split([n * d for n, d in zip(per_rank, dims)]) for v, per_rank in zip(values, every.tolist())]
+        floats_of = [[n * d for n, d in zip(per_table, dims)] for per_table in rows_of]
+        rows = self.gather(torch.cat([g.indices()[0] for g in grads]), [sum(r) for r in rows_of])
+        values = self.gather(torch.cat([g.values().reshape(-1) for g in grads]), [sum(f) for f in floats_of])
+        rows = [r.split(n) for r, n in zip(rows, rows_of)]  # [rank][table]
+        values = [v.split(n) for v, n in zip(values, floats_of)]
         for t, (p, g) in enumerate(zip(params, grads)):
-            index = torch.cat([parts[t] for parts in row_parts])
-            value = torch.cat([parts[t] for parts in value_parts]).view(-1, *g.shape[1:]) / self.size
+            index = torch.cat([r[t] for r in rows])
+            value = torch.cat([v[t] for v in values]).view(-1, *g.shape[1:]) / self.size
             p.grad = torch.sparse_coo_tensor(index[None], value, g.shape, check_invariants=False)  # rows in range
 
     @contextlib.contextmanager
@@ -258,8 +257,11 @@ def joined(device: torch.device, timeout: datetime.timedelta = TIMEOUT) -> Itera
         yield World()
         return
     made = not dist.is_initialized()
-    if made:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+    if made and device.type == "cuda":  # one GPU per process: NCCL's collectives and barriers on this one
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", timeout=timeout, device_id=device)
+    elif made:
+        dist.init_process_group("gloo", timeout=timeout)
     world = World(dist.get_rank(), dist.get_world_size(), env_local_rank(), device)
     try:
         yield world
