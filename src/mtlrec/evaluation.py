@@ -17,6 +17,7 @@ from mtlrec.data.batches import EncodedData
 from mtlrec.config import TrainConfig
 from mtlrec.data.encode import Encoder
 from mtlrec.device import module_device
+from mtlrec.distributed import SINGLE, World
 from mtlrec.losses import decode_regression, output_predictions
 from mtlrec.metrics import task_metrics
 from mtlrec.metrics.bounded import BoundedMetrics
@@ -51,6 +52,25 @@ def predict(
             advance(len(batch))
     model.train(was_training)
     return {name: torch.cat(p).cpu().numpy() for name, p in parts.items()}
+
+
+def predict_shared(
+    model: MultiTaskModel, data: EncodedData, batch_size: int, advance: Advance | None, world: World
+) -> dict[str, np.ndarray]:
+    """``predict`` of every row, each process scoring its rows (positions ``rank`` modulo the
+    world's size) and every process getting all the predictions back in order."""
+    if world.size == 1:
+        return predict(model, data, batch_size, advance)
+    lengths = [len(range(r, len(data), world.size)) for r in range(world.size)]
+    mine = predict(model, data.rows(slice(world.rank, None, world.size)), batch_size, advance)
+    out = {}
+    for name, p in mine.items():
+        parts = world.gather(torch.from_numpy(p), lengths)
+        whole = np.empty((len(data), *p.shape[1:]), dtype=p.dtype)
+        for r, part in enumerate(parts):
+            whole[r :: world.size] = part.numpy()
+        out[name] = whole
+    return out
 
 
 def true_labels(task: TaskSpec, data: EncodedData) -> np.ndarray:
@@ -115,12 +135,14 @@ def score_split(
     table: pa.Table | None = None,
     exact_rows: int = EXACT_METRIC_ROWS,
     advance: Advance | None = None,
+    world: World = SINGLE,
 ) -> Scored | Folded:
     """A split scored: ``data`` in memory (its raw rows in ``table``), or a stream read chunk by
     chunk (``data.chunks()`` gives each chunk's raw rows), whose predictions, labels and ground truth
     are held (a few numbers per row, not its inputs) up to ``exact_rows`` rows; past that, every
     chunk is folded into bounded statistics and only the metrics come back. ``advance(rows)`` is
-    told of each batch scored."""
+    told of each batch scored. Several processes (``world``) each score their rows of every chunk
+    and all of them hold every prediction (``predict_shared``), so they reach the same metrics."""
     held: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, EncodedData]] = []
     rows = 0
     with tempfile.TemporaryDirectory(prefix="mtlrec-metrics-") as spill:
@@ -128,7 +150,8 @@ def score_split(
         for chunk, raw in data.chunks():
             source = raw if raw is not None else table
             oracle = oracle_predictions(source, model.tasks) if source is not None else None
-            step = (predict(model, chunk, batch_size, advance), oracle, chunk if raw is None else chunk.labels_only())
+            preds = predict_shared(model, chunk, batch_size, advance, world)
+            step = (preds, oracle, chunk if raw is None else chunk.labels_only())
             rows += len(chunk)
             if folded is None and raw is not None and rows > exact_rows:
                 folded = FoldedMetrics(model, Path(spill))
@@ -152,10 +175,11 @@ def evaluate_split(
     table: pa.Table | None = None,
     exact_rows: int = EXACT_METRIC_ROWS,
     advance: Advance | None = None,
+    world: World = SINGLE,
 ) -> tuple[Metrics, Metrics | None]:
     """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
     columns); see ``score_split``."""
-    return score_split(model, data, batch_size, table, exact_rows, advance).evaluate(model)
+    return score_split(model, data, batch_size, table, exact_rows, advance, world).evaluate(model)
 
 
 class FoldedMetrics:

@@ -349,29 +349,30 @@ def _train_into(
     cfg, data = start.cfg, start.data
     model, weighting, monitor = start.built
     stopper = EarlyStopping(monitor, cfg.train.patience)
-    callbacks = [ConflictMonitor(cfg.train.conflict_every)]
-    if world.main:  # the others neither evaluate nor write: rank 0's decision to stop reaches them
-        callbacks += [History(out / "history.jsonl"), stopper]
+    callbacks = [ConflictMonitor(cfg.train.conflict_every), stopper]
+    if world.main:  # the others write nothing
+        callbacks.append(History(out / "history.jsonl"))
         if cfg.train.progress:
             callbacks.append(EpochProgress(progress))
     checkpointer = RunCheckpointer(out, start, world.size) if world.main else None
     trainer = Trainer(model, weighting, cfg.train, callbacks, checkpointer, world)
     trainer.fit(data.encoded["train"], data.encoded["valid"], restore=restore)
-    if not world.main:
-        return {}
-    save_tensors(out / "model.safetensors", model.state_dict())
-    state = weighting.state_dict()
-    if state:
-        save_tensors(out / "weighting.safetensors", state)
+    if world.main:
+        save_tensors(out / "model.safetensors", model.state_dict())
+        state = weighting.state_dict()
+        if state:
+            save_tensors(out / "weighting.safetensors", state)
 
     metrics: dict[str, Any] = {"best_epoch": stopper.best_epoch, "monitor": monitor}
     oracle, scored = {}, {}
-    for split in ("valid", "test"):
+    for split in ("valid", "test"):  # every process scores its rows of each split
         table = data.tables[split] if data.tables is not None else None
         with progress.bar(f"evaluating on {split}", len(data.encoded[split])) as bar:
             scored[split] = score_split(model, data.encoded[split], cfg.train.eval_batch_size, table,
-                                        cfg.train.exact_metric_rows, advance=bar.advance)  # fmt: skip
-        metrics[split], oracle[split] = scored[split].evaluate(model)
+                                        cfg.train.exact_metric_rows, advance=bar.advance, world=world)  # fmt: skip
+        metrics[split], oracle[split] = scored[split].evaluate(model) if world.main else ({}, None)
+    if not world.main:
+        return {}
     if all(o is not None for o in oracle.values()):
         metrics["oracle"] = oracle
     test = scored["test"]  # the report's calibration and residuals; a folded split keeps no scores for them

@@ -77,7 +77,7 @@ WEIGHTS = {"a": 1.0, "b": 0.5, "c": 2.0}
 CHILD = r"""
 import json, sys, torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[4])
-from test_distributed import IDS, MASKS, WEIGHTS, X, Y, forward
+from test_distributed import IDS, MASKS, WEIGHTS, X, Y, forward, scored
 from mtlrec.distributed import World
 from mtlrec.weighting._grads import global_gram
 torch.set_num_threads(1)
@@ -99,7 +99,8 @@ gathered = world.gather(torch.arange(rank + 2))
 result = {"values": {t: float(v) for t, v in losses.items()}, "w": w.grad.tolist(),
           "emb": emb.weight.grad.to_dense().tolist(), "unused": unused.grad is None,
           "gram": {on: global_gram(m, on, world).tolist() for on, m in mats.items()},
-          "agree": world.agree({"rank": rank}), "gathered": [g.tolist() for g in gathered]}
+          "agree": world.agree({"rank": rank}), "gathered": [g.tolist() for g in gathered],
+          "scored": scored(world)}
 open(out, "w").write(json.dumps(result))
 dist.destroy_process_group()
 """
@@ -111,6 +112,21 @@ def forward(w, emb, rows):
     sq = (pred - Y[rows]) ** 2
     masks = {t: m[rows].float() for t, m in MASKS.items()}
     return pred, {t: (sq * m).sum() / m.sum().clamp_min(1) for t, m in masks.items()}
+
+
+def scored(world) -> dict:
+    """Metrics and predictions of an untrained MMoE on 997 rows (a number no world size divides),
+    every process scoring its rows (evaluation.score_split)."""
+    from mtlrec.evaluation import score_split
+
+    table = simulate(rows=997, users=100, items=50, seed=5)
+    encoder = Encoder(default_schema()).fit(table)
+    cfg = ExperimentConfig.model_validate({"model": {"name": "mmoe", "embedding_dim": 4, "tower_dims": [8]}})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, encoder.layout(), encoder.schema.tasks)
+    got = score_split(model, encoder.transform(table), 128, table, world=world)
+    metrics, oracle = got.evaluate(model)
+    return {"metrics": metrics, "oracle": oracle, "click": got.preds["click"].tolist()}
 
 
 def test_two_processes_reduce_losses_gradients_and_grams_as_one_process_would(tmp_path):
@@ -144,6 +160,10 @@ def test_two_processes_reduce_losses_gradients_and_grams_as_one_process_would(tm
             np.testing.assert_allclose(r["gram"][on], grams[on], rtol=1e-5, atol=1e-9)
         assert r["agree"] == {"rank": 0}
         assert r["gathered"] == [[0, 1], [0, 1, 2]]
+        one = scored(SINGLE)  # each process scored half the rows; every process has all the predictions
+        np.testing.assert_allclose(r["scored"]["click"], one["click"], rtol=1e-6)
+        for task, values in one["metrics"].items():
+            assert r["scored"]["metrics"][task] == pytest.approx(values, rel=1e-6, nan_ok=True), task
     assert got[0] == got[1]  # identical, not just close
 
 

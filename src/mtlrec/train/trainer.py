@@ -141,9 +141,8 @@ class Trainer:
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
-            # rank 0 evaluates (every row) and decides whether to stop; the others wait for its decision
-            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows)[0] \
-                if self.world.main else {}  # fmt: skip
+            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows,
+                                     world=self.world)[0]  # fmt: skip
             seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,
@@ -158,7 +157,7 @@ class Trainer:
             }
             for cb in self.callbacks:  # phase 1: complete the record (and decide whether to stop)
                 cb.on_record(self, record)
-            s.stop = self.world.agree(s.stop)  # rank 0's decision, for all
+            s.stop = self.world.agree(s.stop)  # rank 0's decision for all (every process has the same metrics)
             for cb in self.callbacks:  # phase 2: the record is final
                 cb.on_epoch_end(self, record)
             s.epoch, s.step = epoch, 0
