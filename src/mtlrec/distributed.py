@@ -22,6 +22,8 @@ What makes N processes train the model one process would (train/trainer.py calls
   reduce T times (or not at all); here the reduction happens once, after the method is done.
 - **Task gradients** (``weighting/_grads.py``): a gradient method's Gram matrix is the global one
   (``global_gram``), so that MGDA, CAGrad, Nash-MTL, PCGrad and GradNorm decide alike everywhere.
+- **Evaluation** (``evaluation.predict_shared``): each rank scores its rows of every chunk and all
+  ranks gather every prediction, so all compute the same metrics; rank 0 writes them.
 - **Random draws.** A weighting's draws (RLW, PCGrad) come from torch's global generator, which
   stays the same on every rank; dropout draws from a generator of its own per rank and step
   (``rank_rng``), so that ranks with different batch sizes do not fall out of step.
@@ -245,7 +247,7 @@ class _ValueOf(torch.autograd.Function):
 SINGLE = World()  # one process
 
 
-TIMEOUT = datetime.timedelta(hours=2)  # the longest one rank waits for the others (rank 0 evaluating, say)
+TIMEOUT = datetime.timedelta(hours=2)  # the longest one rank waits for the others (rank 0 writing the report, say)
 
 
 @contextlib.contextmanager
