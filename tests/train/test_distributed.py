@@ -383,3 +383,10 @@ def test_every_model_takes_an_empty_share_of_a_batch(name, shop_table):
     assert all(float(v.detach()) == 0.0 for v in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+
+
+def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["simulate", "--rows", "100", "--out", str(tmp_path / "s.parquet")]) == 2
+    assert "mtlrec simulate runs in one process; under torchrun (WORLD_SIZE=2) only train does" in capsys.readouterr().err
+    assert not (tmp_path / "s.parquet").exists()

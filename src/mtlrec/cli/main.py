@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 import warnings
@@ -14,6 +15,8 @@ import typer
 import mtlrec
 import mtlrec.cli
 from mtlrec.errors import MtlrecError
+
+DISTRIBUTED = ("train",)  # the commands that run under torchrun, one model over several processes
 
 try:  # newer typer vendors click: its usage errors derive from typer.TyperException
     from typer import TyperException as UsageError
@@ -79,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's (mtlrec.distributed; read here without torch)
+    if processes > 1 and args and args[0] not in DISTRIBUTED:
+        print(f"error: mtlrec {args[0]} runs in one process; under torchrun (WORLD_SIZE={processes}) only "
+              f"{', '.join(DISTRIBUTED)} does", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         app(args=argv, prog_name="mtlrec", standalone_mode=False)
     except MtlrecError as err:
