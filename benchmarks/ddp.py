@@ -13,11 +13,12 @@
    2 processes x 1 thread (127.0.0.1, a free port), C 1 process x 1 thread; for each
    ``train.embedding_update`` in ``--updates``.
 3. Per variant, from RUN/history.jsonl (rank 0's record of the last epoch): samples/s (best and
-   median), epoch seconds (rank 0's validation included: the other rank waits for it), compute
-   seconds per step (the epoch minus rank 0's time inside collectives, waits for the other rank
-   included), the collectives' share of the epoch, bytes and collectives per step; the peak RSS
-   of each torchrun worker (VmHWM, read every 0.2 s) or of the single process, and of the largest
-   process of the run (wait4's ru_maxrss: the largest single one, the torchrun agent included).
+   median), epoch seconds (validation included: under torchrun each rank scores its share of the
+   rows and the predictions are gathered), compute seconds per step (the epoch minus rank 0's time
+   inside collectives, waits for the other rank included), the collectives' share of the epoch,
+   bytes and collectives per step (validation's gathers included); the peak RSS of each torchrun
+   worker (VmHWM, read every 0.2 s) or of the single process, and of the largest process of the
+   run (wait4's ru_maxrss: the largest single one, the torchrun agent included).
 4. A projection to 2..64 processes for each ``--bandwidth`` (a calculation, not a measurement; its
    formula is printed above it).
 """
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"command: python benchmarks/ddp.py {shlex.join(sys.argv[1:] if argv is None else argv)}\n")
     print(f"MMoE on the shape, {train_rows:,} training rows ({c0_ids:,} distinct ids of the 1M field), "
           f"global batch {args.batch_size:,} ({steps} steps), {args.epochs} epoch(s), {args.repeats} runs of each "
-          "variant in turns; seconds are rank 0's epoch, validation of 2% of the rows on rank 0 included. "
+          "variant in turns; seconds are rank 0's epoch, validation of 2% of the rows included (under torchrun "
+          "each rank scores its share; the gathered predictions count in the collectives and bytes). "
           "Compute = epoch minus rank 0's time in collectives (its waits for the other rank included). Peak RSS: "
           "each torchrun worker's VmHWM, read every 0.2 s, or the single process's ru_maxrss; largest: wait4's "
           "ru_maxrss, the largest single process of the run.\n")  # fmt: skip
@@ -256,17 +258,17 @@ def main(argv: list[str] | None = None) -> None:
     for update in updates:
         b, t1 = stats[update, "B"], stats[update, "C"]["compute_step"]
         sparse2 = max(0.0, (b["bytes_step"] - dense[update]) / 2)
-        gathers = 2 * max(0.0, round(b["calls_step"]) - 2)  # each gather: an all_gather of sizes, one of data
+        gathers = max(0, round(b["calls_step"]) - 2)  # the calls beyond the 2 all-reduces: all_gathers
         print(f"\n### Projection, embedding_update {update}: a calculation, not a measurement\n")
         print(f"step(N) = t1 / N + 2 (N-1)/N x D / BW + (N-1) x S(N) / BW + a x (2 x 2 (N-1) + {gathers:.0f} (N-1))\n"
               f"  t1 = {t1 * 1e3:.1f} ms: 1 process x 1 thread, epoch seconds / steps (measured, C; "
               "validation included)\n"
               f"  D = {dense[update] / 1e6:.3f} MB: 4 bytes x the dense parameters (counted on the trained model), "
               f"one ring all-reduce\n"
-              f"  S(N) = S(2) x distinct(B/N) / distinct(B/2): one rank's sparse gradient (rows and values), "
-              f"all-gathered; S(2) = (measured bytes/step of B - D) / 2 = {sparse2 / 1e6:.3f} MB; distinct(r) = "
-              f"embedding rows that r random rows look up (counted on the data: "
-              + ", ".join(f"B/{n}: {distinct[n]:,.0f}" for n in SIZES) + ")\n"
+              f"  S(N) = S(2) x distinct(batch/N) / distinct(batch/2): one rank's sparse gradient (rows and values), "
+              f"all-gathered; S(2) = (measured bytes/step of variant B - D) / 2 = {sparse2 / 1e6:.3f} MB; "
+              f"distinct(r) = embedding rows that r random rows look up (counted on the data: "
+              + ", ".join(f"batch/{n}: {distinct[n]:,.0f}" for n in SIZES) + ")\n"
               f"  a = {args.latency:.0f} us per ring hop; per step 2 all-reduces (losses, dense gradients) and "
               f"{gathers:.0f} all_gathers\n"
               "  compute and communication do not overlap; compute is assumed to shrink as 1/N (optimistic: "
