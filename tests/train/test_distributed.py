@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 import warnings
 from pathlib import Path
 
@@ -102,6 +103,7 @@ result = {"values": {t: float(v) for t, v in losses.items()}, "w": w.grad.tolist
           "agree": world.agree({"rank": rank}), "gathered": [g.tolist() for g in gathered],
           "scored": scored(world)}
 open(out, "w").write(json.dumps(result))
+dist.barrier()  # no process tears the group down while the other still reads from it
 dist.destroy_process_group()
 """
 
@@ -176,6 +178,7 @@ torch.set_num_threads(1)
 rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2)
 open(out, "w").write(json.dumps(train_every_method(World(rank, 2))))
+dist.barrier()  # no process tears the group down while the other still reads from it
 dist.destroy_process_group()
 """
 
@@ -227,19 +230,34 @@ def free_port() -> int:
 
 
 def torchrun(args: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``args`` under torchrun, 2 processes on this machine; its process group is killed by pid
-    if it outlives TIMEOUT."""
+    """``args`` under torchrun, 2 processes on this machine. If it outlives TIMEOUT, torchrun and
+    its workers (in sessions of their own, marked by an environment variable of this call) are
+    killed by pid."""
+    mark = f"{os.getpid()}-{uuid.uuid4().hex}"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {}), "MTLREC_TEST_RUN": mark})  # fmt: skip
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
         proc.communicate()
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def marked(mark: str) -> list[int]:
+    """The live processes whose environment has MTLREC_TEST_RUN=``mark`` (started by one call)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"MTLREC_TEST_RUN={mark}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
 
 
 CASES = {  # name -> changes to the tiny config
