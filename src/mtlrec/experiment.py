@@ -383,5 +383,6 @@ def _train_into(
     (out / PARENT).unlink(missing_ok=True)  # run.json records the parent from now on
     complete_run(out, {"model": cfg.model.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                        "data": data.fingerprint, "parent": start.parent,
-                       "trained_on": trainer.placement.record()})  # fmt: skip
+                       "trained_on": {**trainer.placement.record(),
+                                      **({"processes": world.size} if world.size > 1 else {})}})  # fmt: skip
     return metrics

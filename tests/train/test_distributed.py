@@ -312,6 +312,8 @@ def test_two_processes_train_the_model_one_process_trains(trained, name):
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
         assert b["absent_batches"] == a["absent_batches"]
         assert b["distributed"]["processes"] == 2 and b["distributed"]["bytes"] > 0 and "distributed" not in a
+    assert read_json(runs[name] / "two" / "run.json")["trained_on"]["processes"] == 2
+    assert "processes" not in read_json(runs[name] / "one" / "run.json")["trained_on"]
     m1, m2 = (read_json(runs[name] / k / "metrics.json") for k in ("one", "two"))
     assert m2["test"]["click"]["auc"] == pytest.approx(m1["test"]["click"]["auc"], abs=1e-4)
     assert m2["best_epoch"] == m1["best_epoch"]
@@ -370,7 +372,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained):
     assert read_json(out / "metrics.json") == read_json(want / "metrics.json")
 
 
-def test_a_two_process_run_exports_and_serves_like_any_other(trained):
+def test_a_two_process_run_exports_and_serves_like_any_other(trained, capsys):
     with warnings.catch_warnings():  # starlette's test client warns that it prefers httpx2
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
@@ -379,6 +381,8 @@ def test_a_two_process_run_exports_and_serves_like_any_other(trained):
 
     _, runs = trained
     run = runs["static"] / "two"
+    assert main(["inspect", str(run)]) == 0
+    assert "2 processes (torchrun)" in capsys.readouterr().out
     assert main(["export", str(run), "--format", "torchscript", "--out", str(run.parent / "export")]) == 0
     assert (run.parent / "export" / "model.pt").is_file()
     predictor = Predictor.load(run)

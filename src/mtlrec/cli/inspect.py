@@ -34,7 +34,8 @@ def run(
     print(f"parameters: {total:,} ({shared:,} shared by two or more tasks)")
     placed = predictor.run_info.get("trained_on")  # (older runs did not record it)
     if placed:
-        print(f"trained on: {placed['device']} ({placed['device_name']}), precision {placed['precision']}")
+        processes = f", {placed['processes']} processes (torchrun)" if placed.get("processes") else ""
+        print(f"trained on: {placed['device']} ({placed['device_name']}), precision {placed['precision']}{processes}")
     if hasattr(model, "task_paths"):
         own = {n: sum(p.numel() for p in net.parameters()) for n, net in model.task_paths.nets.items()}
         print("task paths (own embeddings + MLP " + _show(cfg.task_path_dims) + "): "
