@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -139,6 +140,13 @@ class World:
         self._count(started, padded.numel() * padded.element_size() * self.size)
         return [p[:n].to(x.device) for p, n in zip(parts, lengths)]
 
+    def gather_json(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (JSON-able), in rank order."""
+        if self.size == 1:
+            return [value]
+        data = torch.from_numpy(np.frombuffer(json.dumps(value).encode(), dtype=np.uint8).copy())
+        return [json.loads(part.numpy().tobytes()) for part in self.gather(data)]
+
     def barrier(self) -> None:
         """Wait until every rank is here."""
         if self.size > 1:
@@ -154,7 +162,7 @@ class World:
         buffer = data.to(self.device) if self.main else torch.zeros(int(length.item()), dtype=torch.uint8,
                                                                      device=self.device)  # fmt: skip
         dist.broadcast(buffer, 0)
-        return json.loads(bytes(buffer.cpu().tolist()).decode())
+        return json.loads(buffer.cpu().numpy().tobytes())
 
     # -- what training calls --------------------------------------------------------------------
     def global_losses(self, losses: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:

@@ -42,7 +42,7 @@ from mtlrec.data.pieces import read_piece
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.device import resolve_device
-from mtlrec.distributed import World, env_local_rank, joined
+from mtlrec.distributed import SINGLE, World, env_local_rank, joined
 from mtlrec.errors import ConfigError, RunError
 from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
@@ -105,10 +105,13 @@ def load_splits(cfg: ExperimentConfig) -> tuple[Schema, dict[str, pa.Table]]:
     return schema, tables
 
 
-def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder | None = None) -> Prepared:
+def prepare(
+    cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder | None = None, world: World = SINGLE
+) -> Prepared:
     """Load, split and encode the data. ``encoder``: one already fitted (a resumed run's), used as
     it is; ``grow``: a parent run's, grown by the train split (a warm start); neither: fit anew.
-    A binary task with one class in a split is a warning (its AUC there is undefined)."""
+    A binary task with one class in a split is a warning (its AUC there is undefined). A stream's
+    pass over the data is shared by the processes of ``world`` (data/stream.py)."""
     fingerprint = data_fingerprint(cfg.data)
     joiner = Joiner.from_config(cfg.data.join)
     if streams(cfg.data):  # a directory or glob of files: read piece by piece (data/stream.py)
@@ -117,7 +120,11 @@ def prepare(cfg: ExperimentConfig, encoder: Encoder | None = None, grow: Encoder
             joiner.check(schema.features)
         oracle = [ORACLE_PREFIX + t.name for t in schema.tasks]
         read = joiner.reader(read_piece) if joiner else read_piece
-        encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle, read=read)
+        encoder, encoded = open_splits(cfg.data, schema, encoder=encoder, grow=grow, extra=oracle, read=read,
+                                       world=world)  # fmt: skip
+        if joiner is not None and world.size > 1:  # each process counted the pieces it read
+            totals = world.sum(torch.tensor([joiner.rows, *joiner.unmatched])).tolist()
+            joiner.rows, joiner.unmatched = totals[0], totals[1:]
         tables = None
     else:
         schema, tables, origins = load_data(cfg, joiner)
@@ -226,7 +233,7 @@ def _run(
             refuse_used_dir(out, overwrite or resume)
         if data is None:
             with progress.bar("reading and encoding the data", unit=None):
-                data = prepare(cfg, grow=parent.encoder if parent else None)
+                data = prepare(cfg, grow=parent.encoder if parent else None, world=world)
         start = Start(cfg, data, parent=parent.lineage if parent else None)
         if parent is not None:
             parent.check(start.resolved)
@@ -282,7 +289,7 @@ def _resume(
     if init_from is not None and str(Path(init_from).resolve()) != started_from:
         raise ConfigError(f"--init-from {init_from}: the run in {out} started from {started_from or 'scratch'}")
     with progress.bar("reading and encoding the data", unit=None):
-        data = prepare(cfg, encoder=Encoder.load(out / "encoder.json"))
+        data = prepare(cfg, encoder=Encoder.load(out / "encoder.json"), world=world)
     start = Start(cfg, data, parent=meta.get("parent"))
     changed = [d for d in differences(meta["config"], start.resolved) if d[0] not in RESUME_MAY_CHANGE]
     if changed:

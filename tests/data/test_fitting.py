@@ -4,6 +4,8 @@ float rounding."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -33,6 +35,43 @@ def test_batch_by_batch_equals_the_whole_table(shop_table, sizes):
     a, b = whole.transform(shop_table), streamed.transform(shop_table)
     assert torch_equal(a.cat, b.cat) and torch_equal(a.seq, b.seq)
     np.testing.assert_allclose(a.dense.numpy(), b.dense.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_fits_of_parts_merged_in_order_equal_one_fit_of_all(shop_table, warm):
+    """What several processes do with a stream's pass: each fits some pieces, every state (through
+    JSON) merged in one order, an empty part and a warm start's counts included."""
+    schema = default_schema()
+    start = Encoder(schema).fit(shop_table.slice(0, 1000)) if warm else None
+    parts = [shop_table.slice(0, 2500), shop_table.slice(2500, 0), shop_table.slice(2500, 3500)]
+    whole = EncoderFit(schema, start=start)
+    for part in parts:
+        whole.update(part)
+    merged = EncoderFit(schema, start=start)
+    for part in parts:
+        merged.merge(json.loads(json.dumps(EncoderFit(schema, start=start).update(part).state())))
+    a, b = whole.finish(), merged.finish()
+    assert b.vocabs_ == a.vocabs_ and b.counts_ == a.counts_ and b.classes_ == a.classes_
+    assert merged.rows == whole.rows == len(shop_table)
+    for name, stats in a.numeric_.items():
+        assert b.numeric_[name] == pytest.approx(stats, rel=1e-12, abs=1e-12), name
+    for name, target in a.targets_.items():
+        assert b.targets_[name] == pytest.approx(target, rel=1e-12), name
+
+
+def test_moments_merge_as_one_stream():
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(2, 5, 50), np.array([]), np.array([4.0]), rng.normal(-3, 1, 7)]
+    one, merged = Moments(), Moments()
+    for p in parts:
+        one.add(p)
+        m = Moments()
+        m.add(p)
+        merged.merge(m)
+    x = np.concatenate(parts)
+    assert (merged.n, merged.low, merged.high) == (len(x), x.min(), x.max())
+    assert merged.mean == pytest.approx(x.mean(), rel=1e-13) and merged.std == pytest.approx(x.std(), rel=1e-12)
+    assert (merged.mean, merged.std) == pytest.approx((one.mean, one.std), rel=1e-13)
 
 
 def torch_equal(a, b) -> bool:

@@ -312,6 +312,10 @@ def test_two_processes_train_the_model_one_process_trains(trained, name):
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
         assert b["absent_batches"] == a["absent_batches"]
         assert b["distributed"]["processes"] == 2 and b["distributed"]["bytes"] > 0 and "distributed" not in a
+    e1, e2 = (read_json(runs[name] / k / "encoder.json") for k in ("one", "two"))  # a stream: the pass was shared
+    assert {k: v for k, v in e2.items() if k != "numeric"} == {k: v for k, v in e1.items() if k != "numeric"}
+    for feature, stats in e1["numeric"].items():
+        assert e2["numeric"][feature] == pytest.approx(stats, rel=1e-12), feature
     assert read_json(runs[name] / "two" / "run.json")["trained_on"]["processes"] == 2
     assert "processes" not in read_json(runs[name] / "one" / "run.json")["trained_on"]
     m1, m2 = (read_json(runs[name] / k / "metrics.json") for k in ("one", "two"))

@@ -63,6 +63,18 @@ class ClassCounts:
                 self.first[value] = (self.seen + int(rows[i]), origin.row(int(rows[i])))
         self.seen += len(mask)
 
+    def state(self) -> dict:
+        """What ``merge`` takes (JSON)."""
+        return {"first": {v: list(at) for v, at in self.first.items()}, "seen": self.seen}
+
+    def merge(self, state: dict) -> None:
+        """Add the values another pass over other rows saw (``state``), as if its rows came after
+        these."""
+        for value, (position, where) in state["first"].items():
+            if value not in self.first:
+                self.first[value] = (self.seen + position, where)
+        self.seen += state["seen"]
+
 
 def _order(values: Sequence[str]) -> list[str]:
     """Numbers by value (1, 2, 10), anything else by text."""

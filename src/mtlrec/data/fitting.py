@@ -19,6 +19,7 @@ they are (a model is tied to them), so nothing numeric is accumulated; its class
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,17 @@ class Moments:
         self.n = n
         self.low, self.high = min(self.low, float(np.min(x))), max(self.high, float(np.max(x)))
 
+    def merge(self, other: "Moments") -> None:
+        """Add another stream's moments (Chan et al.)."""
+        if not other.n:
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / n
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+
     def with_constant(self, value: float, count: int) -> "Moments":
         """These moments with ``count`` more values equal to ``value``."""
         out = Moments(self.n, self.mean, self.m2, self.low, self.high)
@@ -83,6 +95,7 @@ class EncoderFit:
             if f.kind != "numeric":
                 kept = start.counts_.get(f.name) or dict.fromkeys(start.vocabs_[f.name], 0) if start else None
                 self.counts[f.name] = dict(kept) if kept else {}
+        self.initial = {name: dict(c) for name, c in self.counts.items()}  # a warm start's counts
         self.observed = {f.name: Moments() for f in schema.features if f.kind == "numeric"}  # raw values
         self.scaled = {f.name: Moments() for f in schema.features if f.kind == "numeric"}  # transformed
         self.missing = {f.name: 0 for f in schema.features if f.kind == "numeric"}
@@ -112,6 +125,30 @@ class EncoderFit:
         for t, y in regression_labels(self.schema, table, where):
             self.targets[t.name].add(y)
         count_classes(self.schema, table, where, self.classes)
+
+    def state(self) -> dict:
+        """What this fit added (JSON): what ``merge`` of another pass takes. Several processes
+        each fit on some of the pieces and merge every state in one order (data/stream.py)."""
+        added = {name: {v: n - self.initial[name].get(v, 0) for v, n in c.items() if n > self.initial[name].get(v, 0)}
+                 for name, c in self.counts.items()}  # fmt: skip
+        moments = lambda ms: {k: dataclasses.astuple(m) for k, m in ms.items()}  # noqa: E731
+        return {"rows": self.rows, "counts": added, "observed": moments(self.observed), "scaled": moments(self.scaled),
+                "missing": self.missing, "targets": moments(self.targets),
+                "classes": {k: c.state() for k, c in self.classes.items()}}  # fmt: skip
+
+    def merge(self, state: dict) -> "EncoderFit":
+        """Add another pass's ``state`` (its rows counted after these)."""
+        self.rows += state["rows"]
+        for name, counts in state["counts"].items():
+            self.counts[name] = add_counts(self.counts[name], counts)
+        for key in ("observed", "scaled", "targets"):
+            for name, values in state[key].items():
+                getattr(self, key)[name].merge(Moments(*values))
+        for name, n in state["missing"].items():
+            self.missing[name] += n
+        for name, classes in state["classes"].items():
+            self.classes[name].merge(classes)
+        return self
 
     def finish(self) -> Encoder:
         enc = Encoder(self.schema)

@@ -41,7 +41,7 @@ from mtlrec.data.fitting import EncoderFit
 from mtlrec.data.hashing import split_codes, splitmix64, stable_hash
 from mtlrec.data.pieces import Piece, find_files, is_pattern, pieces_of, read_piece
 from mtlrec.data.split import time_codes
-from mtlrec.distributed import Shard
+from mtlrec.distributed import SINGLE, Shard, World
 from mtlrec.errors import ConfigError, DataError
 from mtlrec.spec import Schema
 
@@ -108,12 +108,14 @@ class Scan:
 
 def scan(
     pieces: Sequence[Piece], splitter: Splitter, schema: Schema, fit: EncoderFit | None, columns: Sequence[str],
-    read: Reader = read_piece,
+    read: Reader = read_piece, shard: Shard = Shard(),
 ) -> Scan:  # fmt: skip
-    """One pass: count the rows of each split, and fit ``fit`` (if any) on the train rows."""
+    """One pass: count the rows of each split, and fit ``fit`` (if any) on the train rows. With a
+    ``shard`` of several processes, over this one's pieces only (every ``size``-th)."""
     counts = np.zeros((len(pieces), 3), dtype=np.int64)
     classes = {s: {t.name: (0, 0) for t in schema.tasks if t.kind == "binary"} for s in SPLITS}
-    for i, piece in enumerate(pieces):
+    for i in shard.mine(torch.arange(len(pieces))).tolist():
+        piece = pieces[i]
         for table, first in read(piece, columns):
             codes = splitter.codes(table, piece, first)
             counts[i] += np.bincount(codes, minlength=3)
@@ -314,12 +316,13 @@ def streams(cfg: DataConfig) -> bool:
 
 def open_splits(
     cfg: DataConfig, schema: Schema, *, encoder: Encoder | None = None, grow: Encoder | None = None,
-    extra: Sequence[str] = (), read: Reader = read_piece,
+    extra: Sequence[str] = (), read: Reader = read_piece, world: World = SINGLE,
 ) -> tuple[Encoder, dict[str, StreamData]]:  # fmt: skip
     """The streamed train/valid/test splits of ``cfg`` and their encoder: ``encoder`` as it is, or
     fitted in the same pass that counts the splits (grown from ``grow`` for a warm start).
     ``extra``: more columns to read where the files have them (e.g. the oracle_* ones). ``read``:
-    how a piece is read (side tables joined on: data/join.py)."""
+    how a piece is read (side tables joined on: data/join.py). Several processes (``world``) share
+    the pass: each reads every N-th piece, and all merge what every one found, in rank order."""
     splitter = Splitter(cfg)
     files = {f.absolute(): f for f in find_files(cfg.path)}
     files.update({f: f for f in splitter.by_file})
@@ -327,7 +330,10 @@ def open_splits(
     columns = list(dict.fromkeys([*schema.columns(), *([schema.group] if schema.group else []), *splitter.columns,
                                   *extra]))  # fmt: skip
     fit = EncoderFit(schema, start=grow) if encoder is None else None
-    found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns], read)
+    found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns], read,
+                 world.shard)  # fmt: skip
+    if world.size > 1:
+        found, fit = _merged(found, fit, world, schema, grow)
     encoder = encoder or fit.finish()
     _check_sizes(cfg, found.counts.sum(0))
     return encoder, {
@@ -335,6 +341,21 @@ def open_splits(
                           cfg.shuffle_buffer, cfg.prefetch, read)  # fmt: skip
         for i, split in enumerate(SPLITS)
     }
+
+
+def _merged(
+    found: Scan, fit: EncoderFit | None, world: World, schema: Schema, grow: Encoder | None
+) -> tuple[Scan, EncoderFit | None]:  # fmt: skip
+    """Every process's scan and fit, merged in rank order (the same result in every process)."""
+    counts = world.sum(torch.from_numpy(found.counts)).numpy()
+    states = world.gather_json({"classes": found.classes, "fit": fit.state() if fit is not None else None})
+    total = lambda split, task: tuple(np.sum([s["classes"][split][task] for s in states], axis=0).tolist())  # noqa: E731
+    classes = {split: {task: total(split, task) for task in tasks} for split, tasks in found.classes.items()}
+    if fit is not None:
+        fit = EncoderFit(schema, start=grow)
+        for state in states:
+            fit.merge(state["fit"])
+    return Scan(counts, classes), fit
 
 
 def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
