@@ -5,9 +5,10 @@ every operation here returns its input untouched (no process group, no copies).
 What makes N processes train the model one process would (train/trainer.py calls these):
 
 - **Rows.** Every rank walks the same order of global batches (the same shuffle generator) and
-  computes on its rows of each: those whose position in the data (a stream: in the epoch's
-  sequence of rows) is ``rank`` modulo the world size (``Shard``). A rank's part of a batch may be
-  a row larger or smaller than another's, or empty; the step count is the same everywhere.
+  computes on its rows of each (``Shard``): in memory, every ``size``-th row of the batch from its
+  ``rank`` on; in a stream, whose ranks encode only their own rows, those whose position in the
+  epoch's sequence of rows is ``rank`` modulo ``size`` (so a rank's share of a batch varies, about
+  batch / size, and may be empty). The step count is the same everywhere.
 - **Losses** (``global_losses``). Each task's loss is a mean over the rows of its sample space in
   the *global* batch: a rank's local mean is scaled by its share of those rows times the world
   size, so that the gradients averaged over ranks equal the one-process gradient; its value is
@@ -64,8 +65,8 @@ def env_local_rank() -> int | None:
 
 @dataclass(frozen=True)
 class Shard:
-    """Rank ``rank`` of ``size``: the rows it computes on are those at positions ``rank`` modulo
-    ``size``."""
+    """Rank ``rank`` of ``size``: its every ``size``-th row of a batch, or of a stream the rows at
+    positions ``rank`` modulo ``size``."""
 
     rank: int = 0
     size: int = 1
@@ -141,11 +142,18 @@ class World:
         return [p[:n].to(x.device) for p, n in zip(parts, lengths)]
 
     def gather_json(self, value: Any) -> list[Any]:
-        """Every rank's ``value`` (JSON-able), in rank order."""
+        """Every rank's ``value`` (JSON-able), in rank order, on rank 0; [] on the others."""
         if self.size == 1:
             return [value]
         data = torch.from_numpy(np.frombuffer(json.dumps(value).encode(), dtype=np.uint8).copy())
-        return [json.loads(part.numpy().tobytes()) for part in self.gather(data)]
+        lengths = [int(n) for n in self.gather(torch.tensor([len(data)]), [1] * self.size)]
+        started = time.perf_counter()
+        padded = torch.zeros(max(lengths), dtype=torch.uint8, device=self.device)
+        padded[: len(data)] = data
+        parts = [torch.empty_like(padded) for _ in range(self.size)] if self.main else None
+        dist.gather(padded, parts, dst=0)
+        self._count(started, padded.numel())
+        return [json.loads(p[:n].cpu().numpy().tobytes()) for p, n in zip(parts, lengths)] if self.main else []
 
     def barrier(self) -> None:
         """Wait until every rank is here."""
@@ -214,10 +222,12 @@ class World:
         rows = [r.split(n) for r, n in zip(rows, rows_of)]  # [rank][table]
         values = [v.split(n) for v, n in zip(values, floats_of)]
         for t, (p, g) in enumerate(zip(params, grads)):
-            index = torch.cat([r[t] for r in rows])
-            value = torch.cat([v[t] for v in values]).view(-1, *g.shape[1:]) / self.size
-            p.grad = torch.sparse_coo_tensor(index[None], value, g.shape, check_invariants=False)  # rows in range
-
+            union = torch.unique(torch.cat([r[t] for r in rows]))  # sorted
+            summed = torch.zeros(len(union), *g.shape[1:], dtype=g.dtype, device=g.device)
+            for r, v in zip(rows, values):  # rank by rank, each rank's rows unique: the same sums everywhere
+                summed.index_add_(0, torch.searchsorted(union, r[t]), v[t].view(-1, *g.shape[1:]))
+            p.grad = torch.sparse_coo_tensor(union[None], summed / self.size, g.shape, is_coalesced=True,
+                                             check_invariants=False)  # fmt: skip
     @contextlib.contextmanager
     def rank_rng(self, seed: int, step: int) -> Iterator[None]:
         """Inside: torch's generators draw from a stream of this rank and step (dropout); after,
@@ -234,7 +244,7 @@ class World:
 
     def record(self) -> dict[str, Any]:
         """What an epoch's record says of the world (and how much it exchanged since the last)."""
-        out = {"processes": self.size, "allreduce_seconds": round(self.traffic["seconds"], 3),
+        out = {"processes": self.size, "collective_seconds": round(self.traffic["seconds"], 3),
                "bytes": int(self.traffic["bytes"]), "collectives": int(self.traffic["calls"])}  # fmt: skip
         self.traffic.update(seconds=0.0, bytes=0.0, calls=0)
         return out

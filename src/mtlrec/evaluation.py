@@ -62,7 +62,17 @@ def predict_shared(
     if world.size == 1:
         return predict(model, data, batch_size, advance)
     lengths = [len(range(r, len(data), world.size)) for r in range(world.size)]
-    mine = predict(model, data.rows(slice(world.rank, None, world.size)), batch_size, advance)
+    told = 0  # rows a progress bar was told of: this process's, times the processes
+
+    def every(n: int) -> None:
+        nonlocal told
+        n = min(n * world.size, len(data) - told)
+        told += n
+        advance(n)
+
+    mine = predict(model, data.rows(slice(world.rank, None, world.size)), batch_size, every if advance else None)
+    if advance is not None:
+        advance(len(data) - told)
     out = {}
     for name, p in mine.items():
         parts = world.gather(torch.from_numpy(p), lengths)

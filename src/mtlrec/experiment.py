@@ -42,8 +42,8 @@ from mtlrec.data.pieces import read_piece
 from mtlrec.data.sources import load_source
 from mtlrec.data.stream import StreamData, open_splits, streams
 from mtlrec.device import resolve_device
-from mtlrec.distributed import SINGLE, World, env_local_rank, joined
-from mtlrec.errors import ConfigError, RunError
+from mtlrec.distributed import SINGLE, World, env_local_rank, env_world_size, joined
+from mtlrec.errors import ConfigError, MtlrecError, RunError
 from mtlrec.evaluation import ORACLE_PREFIX, Scored, diagnostics, score_split
 from mtlrec.models import MultiTaskModel, build_model
 from mtlrec.spec import Schema
@@ -192,6 +192,9 @@ def run_experiment(
         raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if env_world_size() > 1 and ":" in cfg.train.device:
+        raise ConfigError(f"train.device: {cfg.train.device!r} under torchrun, where each process takes the GPU of "
+                          f"its LOCAL_RANK; use cuda (or auto)")  # fmt: skip
     device = resolve_device(cfg.train.device, local_rank=env_local_rank())  # a missing GPU: an error now
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it: choose one")
@@ -217,20 +220,18 @@ def _run(
     """run_experiment in this process (rank 0 writes: see there)."""
     with progress, run_lock(out) if world.main else contextlib.nullcontext():  # one writer; no bar outlives the run
         log = progress.line
-        if resume and (out / RUN_JSON).is_file():
+        if _decided(world, lambda: resume and (out / RUN_JSON).is_file()):
             log(f"{out}: the run is complete; nothing to resume")
-            return read_json(out / "metrics.json")
-        latest = latest_checkpoint(out) if resume else None
-        if latest is not None:
-            return _resume(world, out, cfg, latest, progress, init_from)
+            return read_json(out / "metrics.json") if world.main else {}
+        latest = _decided(world, lambda: str(latest_checkpoint(out) or "") if resume else "")
+        if latest:
+            return _resume(world, out, cfg, Path(latest), progress, init_from)
         if resume:
-            init_from, reset_optimizer = _restart(out, init_from, reset_optimizer, log)
-        world.barrier()  # every process has read what it needs of ``out`` before rank 0 changes it
+            init_from, reset_optimizer = _decided(world, lambda: _restart(out, init_from, reset_optimizer, log))
         parent = Parent.load(init_from) if init_from is not None else None
         if parent is not None and parent.path.resolve() == out.resolve():
             raise ConfigError(f"--init-from {init_from}: that is --out itself; a warm start writes a new run directory")
-        if world.main:
-            refuse_used_dir(out, overwrite or resume)
+        _decided(world, lambda: refuse_used_dir(out, overwrite or resume))
         if data is None:
             with progress.bar("reading and encoding the data", unit=None):
                 data = prepare(cfg, grow=parent.encoder if parent else None, world=world)
@@ -246,6 +247,23 @@ def _run(
         if world.main:
             _begin(out, start, parent, reset_optimizer)
         return _train_into(world, out, start, progress, restore)
+
+
+def _decided(world: World, decide: Callable[[], Any]) -> Any:
+    """``decide()`` on rank 0, which alone reads ``out``, and its answer (JSON: a value, or the
+    error it raised, raised in every process) in every process."""
+    if world.size == 1:
+        return decide()
+    outcome = None
+    if world.main:
+        try:
+            outcome = {"value": decide()}
+        except MtlrecError as err:
+            outcome = {"error": type(err).__name__, "message": str(err)}
+    outcome = world.agree(outcome)  # (a RunError or ConfigError by its message: the others print nothing)
+    if "error" in outcome:
+        raise (ConfigError if outcome["error"] == "ConfigError" else RunError)(outcome["message"])
+    return outcome["value"]
 
 
 def _begin(out: Path, start: Start, parent: Parent | None, reset_optimizer: bool) -> None:
@@ -271,7 +289,7 @@ def _restart(
     if started is not None:
         init_from, reset_optimizer = started["run"], started["reset_optimizer"]
     log(f"{out}: no checkpoint to resume from; starting afresh" + (f" from {init_from}" if init_from else ""))
-    return init_from, reset_optimizer
+    return (str(init_from) if init_from is not None else None), reset_optimizer
 
 
 def _growth(old: Encoder, new: Encoder) -> str:

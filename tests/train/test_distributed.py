@@ -30,6 +30,7 @@ import yaml
 from mtlrec.artifacts import load_tensors, read_history, read_json
 from mtlrec.cli.main import main
 from mtlrec.config import ExperimentConfig
+from mtlrec.data.batches import EncodedData
 from mtlrec.data.encode import Encoder
 from mtlrec.data.synthetic import default_schema, simulate
 from mtlrec.distributed import SINGLE, Shard
@@ -416,3 +417,43 @@ def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_pa
     assert main(["simulate", "--rows", "100", "--out", str(tmp_path / "s.parquet")]) == 2
     assert "mtlrec simulate runs in one process; under torchrun (WORLD_SIZE=2) only train does" in capsys.readouterr().err
     assert not (tmp_path / "s.parquet").exists()
+
+
+def rows_of(batch) -> list[tuple]:
+    """Each row of a batch as a tuple of its inputs (what identifies it here)."""
+    return [tuple(c) + tuple(d) for c, d in zip(batch.cat.tolist(), batch.dense.tolist())]
+
+
+@pytest.mark.parametrize("size, batch, buffer", [(2, 64, 100), (3, 2, 2), (4, 7, 30)])
+def test_the_shards_of_each_batch_make_up_the_one_process_batch(tmp_path, size, batch, buffer):
+    """In memory and streamed, with shares of a batch (and of a shuffle window) that are empty."""
+    from mtlrec.data.stream import open_splits
+
+    assert main(["simulate", "--rows", "300", "--part-rows", "120", "--users", "40", "--items", "30",
+                 "--out", str(tmp_path / "parts"), "--quiet"]) == 0  # fmt: skip
+    cfg = ExperimentConfig.model_validate({"data": {"source": "file", "path": str(tmp_path / "parts"),
+                                                    "shuffle_buffer": buffer}})  # fmt: skip
+    _, splits = open_splits(cfg.data, default_schema())
+    streamed = splits["train"]
+    in_memory = EncodedData.concat([chunk for chunk, _ in streamed.chunks()])
+    for data in (in_memory, streamed):
+        def epoch(shard):
+            return list(data.batches(batch, shuffle=True, generator=torch.Generator().manual_seed(3), shard=shard))
+
+        one = epoch(Shard())
+        parts = [epoch(Shard(r, size)) for r in range(size)]
+        assert all(len(p) == len(one) for p in parts)  # the same number of steps in every process
+        if batch < size:  # some process has no row of a batch (of the stream's first window too)
+            assert any(len(b) == 0 for p in parts for b in p)
+        for i, whole in enumerate(one):
+            assert sorted(sum((rows_of(p[i]) for p in parts), [])) == sorted(rows_of(whole))
+
+
+def test_a_gpu_index_under_torchrun_is_refused(monkeypatch, tiny_config, tmp_path):
+    from mtlrec.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    tiny_config["train"]["device"] = "cuda:1"
+    with pytest.raises(ConfigError, match="train.device: 'cuda:1' under torchrun, where each process takes the GPU"):
+        run_experiment(ExperimentConfig.model_validate(tiny_config), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

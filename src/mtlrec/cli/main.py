@@ -91,7 +91,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="mtlrec", standalone_mode=False)
     except MtlrecError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process has it: rank 0 says it
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except typer.Exit as ex:
         return ex.exit_code

@@ -117,5 +117,5 @@ class EncodedData(TensorBatch):
             rows = slice(first, first + batch_size)
             if order is None and shard.size == 1:
                 yield self.take(rows)  # views
-            else:
-                yield self.take(shard.mine(order[rows] if order is not None else torch.arange(n)[rows]))
+            else:  # this process's every size-th row of the batch (an even share)
+                yield self.take((order[rows] if order is not None else torch.arange(n)[rows])[shard.rank :: shard.size])

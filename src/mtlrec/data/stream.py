@@ -22,6 +22,7 @@ window begins, without reading what comes before.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -171,8 +172,7 @@ class StreamData:
         without rows gives one empty chunk. With a ``shard`` of several processes, only this
         one's rows (positions in that sequence, the skipped ones counted) are encoded."""
         if not len(self):
-            table, _ = next(self.read(self.pieces[0], self.columns))
-            yield self.encoder.transform(table.slice(0, 0), where=self.pieces[0].name), table.slice(0, 0)
+            yield self._empty()
             return
         position = skip  # of the next row in the sequence
         for i in range(len(self.pieces)) if order is None else order:
@@ -193,6 +193,11 @@ class StreamData:
                 part = table.take(pa.array(index))
                 where = RowOrigin(piece.name, index + first)
                 yield self.encoder.transform(part, where=where), part
+
+    def _empty(self) -> tuple[EncodedData, pa.Table]:
+        """No rows, with the columns of the split's (encoded, raw)."""
+        table, _ = next(self.read(self.pieces[0], self.columns))
+        return self.encoder.transform(table.slice(0, 0), where=self.pieces[0].name), table.slice(0, 0)
 
     def batches(
         self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, start: int = 0,
@@ -232,7 +237,7 @@ class StreamData:
         first_window = done // size
         for w in range(first_window):  # the draws of the windows a resumed epoch has done
             torch.randperm(min(size, total - w * size), generator=generator)
-        rows = _Rows(self.chunks(order, skip=first_window * size, shard=shard))
+        rows = _Rows(self.chunks(order, skip=first_window * size, shard=shard), lambda: self._empty()[0])
         for w in range(first_window, -(-total // size)):
             n, at = min(size, total - w * size), w * size
             window = rows.take(shard.count(at, at + n))
@@ -242,13 +247,12 @@ class StreamData:
 class _Rows:
     """Takes exactly n rows at a time from a stream of encoded chunks."""
 
-    def __init__(self, chunks: Iterator[tuple[EncodedData, pa.Table]]) -> None:
-        self.chunks, self.left = chunks, None
-        self.empty: EncodedData | None = None  # no rows (what a window gives a process without any)
+    def __init__(self, chunks: Iterator[tuple[EncodedData, pa.Table]], empty: Callable[[], EncodedData]) -> None:
+        self.chunks, self.left, self.empty = chunks, None, empty
 
     def take(self, n: int) -> EncodedData:
         if n == 0:  # a process's share of a window smaller than the world: no rows, the columns kept
-            return self.empty
+            return self.empty()
         parts, have = [], 0
         while have < n:
             data = self.left if self.left is not None else next(self.chunks)[0]
@@ -260,7 +264,6 @@ class _Rows:
                 self.left = None
             parts.append(data)
             have += len(data)
-        self.empty = parts[0].rows(slice(0, 0))
         return EncodedData.concat(parts)
 
 
@@ -333,7 +336,8 @@ def open_splits(
     found = scan(pieces, splitter, schema, fit, columns if fit else [*schema.columns(), *splitter.columns], read,
                  world.shard)  # fmt: skip
     if world.size > 1:
-        found, fit = _merged(found, fit, world, schema, grow)
+        found, fitted = _merged(found, fit, world, schema, grow)
+        encoder = encoder or fitted
     encoder = encoder or fit.finish()
     _check_sizes(cfg, found.counts.sum(0))
     return encoder, {
@@ -345,17 +349,23 @@ def open_splits(
 
 def _merged(
     found: Scan, fit: EncoderFit | None, world: World, schema: Schema, grow: Encoder | None
-) -> tuple[Scan, EncoderFit | None]:  # fmt: skip
-    """Every process's scan and fit, merged in rank order (the same result in every process)."""
+) -> tuple[Scan, Encoder | None]:  # fmt: skip
+    """Every process's scan summed, and its fit merged in rank order on rank 0, whose encoder every
+    process gets (the counts of a large vocabulary go to one process only)."""
     counts = world.sum(torch.from_numpy(found.counts)).numpy()
-    states = world.gather_json({"classes": found.classes, "fit": fit.state() if fit is not None else None})
-    total = lambda split, task: tuple(np.sum([s["classes"][split][task] for s in states], axis=0).tolist())  # noqa: E731
-    classes = {split: {task: total(split, task) for task in tasks} for split, tasks in found.classes.items()}
-    if fit is not None:
-        fit = EncoderFit(schema, start=grow)
-        for state in states:
-            fit.merge(state["fit"])
-    return Scan(counts, classes), fit
+    keys = [(split, task) for split, tasks in found.classes.items() for task in tasks]
+    classes = world.sum(torch.tensor([found.classes[s][t] for s, t in keys], dtype=torch.long).reshape(-1, 2))
+    summed: dict[str, dict[str, tuple[int, int]]] = {split: {} for split in found.classes}
+    for (split, task), (n, positives) in zip(keys, classes.tolist()):
+        summed[split][task] = (n, positives)
+    if fit is None:
+        return Scan(counts, summed), None
+    states = world.gather_json(fit.state())  # [] but on rank 0
+    finished = None
+    if world.main:
+        finished = functools.reduce(EncoderFit.merge, states, EncoderFit(schema, start=grow)).finish()
+    fitted = world.agree(finished.to_dict() if world.main else None)  # (rank 0 keeps its counts, for counts.json)
+    return Scan(counts, summed), finished if world.main else Encoder.from_dict(fitted)
 
 
 def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
