@@ -184,10 +184,10 @@ def run_experiment(
     not with ``resume`` or ``init_from``, whose encoder comes from a run directory. ``progress``:
     where the epochs and what the run does are reported (default: a bar on a terminal, else lines).
 
-    Under torchrun (distributed.py) every process calls this: all train one model, rank 0 alone
-    holds and writes ``out``, reports and evaluates, and returns the metrics; the others return {}.
-    A resumed or warm-started run's other processes read ``out`` or the parent run too, so those
-    must be on a filesystem every node sees."""
+    Under torchrun (distributed.py) every process calls this: all train and evaluate one model,
+    rank 0 alone holds, reads and writes ``out`` and returns the metrics; the others return {}. A
+    resumed or warm-started run's other processes read its checkpoint or the parent run too, so
+    those must be on a filesystem every node sees."""
     if data is not None and (resume or init_from is not None):
         raise ValueError("run_experiment: data= cannot be given with resume or init_from (the encoder is the run's)")
     if cfg.train.threads:
