@@ -355,26 +355,50 @@ def untimed(rows):
     return [{k: v for k, v in r.items() if k not in skip} for r in rows]
 
 
-def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained):
+@pytest.mark.parametrize("name, kill_after, saved", [
+    ("static", 13, 12),  # 10 steps an epoch: in epoch 2, past step 12's save
+    ("stream", 17, 15),  # in epoch 2's second shuffle window (3 batches each), which a resume reads from
+])  # fmt: skip
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained, name, kill_after, saved):
     root, runs = trained
-    script, out = root / "killing.py", root / "killed"
+    script, out = root / "killing.py", root / f"killed-{name}"
     script.write_text(KILLING)
-    args = ["train", str(root / "static.yaml"), "--out", str(out), "--no-report", "--quiet"]
-    died = torchrun([str(script), *args], env={"KILL_AFTER": "13"})  # epoch 2 (10 steps an epoch), past step 12's save
+    args = ["train", str(root / f"{name}.yaml"), "--out", str(out), "--no-report", "--quiet"]
+    died = torchrun([str(script), *args], env={"KILL_AFTER": str(kill_after)})
     assert died.returncode != 0 and not (out / "run.json").exists()
-    assert load_checkpoint(latest_checkpoint(out))["train"]["progress"]["global_step"] == 12
-    shutil.copytree(out, root / "killed-one")  # resumed by one process: it goes on, and says how it differs
-    with pytest.warns(UserWarning, match="trained by 2 process.es., resumed by 1"):
-        run_experiment(ExperimentConfig.model_validate(yaml.safe_load((root / "static.yaml").read_text())),
-                       root / "killed-one", resume=True)  # fmt: skip
-    assert (root / "killed-one" / "run.json").is_file()
+    assert load_checkpoint(latest_checkpoint(out))["train"]["progress"]["global_step"] == saved
+    if name == "static":  # resumed by one process: it goes on, and says how it differs
+        shutil.copytree(out, root / "killed-one")
+        with pytest.warns(UserWarning, match="trained by 2 process.es., resumed by 1"):
+            run_experiment(ExperimentConfig.model_validate(yaml.safe_load((root / "static.yaml").read_text())),
+                           root / "killed-one", resume=True)  # fmt: skip
+        assert (root / "killed-one" / "run.json").is_file()
     resumed = torchrun(["-m", "mtlrec", *args, "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    want = runs["static"] / "two"
+    want = runs[name] / "two"
     a, b = load_tensors(want / "model.safetensors"), load_tensors(out / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert untimed(read_history(out)) == untimed(read_history(want))
     assert read_json(out / "metrics.json") == read_json(want / "metrics.json")
+
+
+def test_a_two_process_warm_start_on_a_stream_is_the_one_process_warm_start(trained):
+    """--init-from on streamed data: the shared first pass grows the parent's vocabularies as one
+    process does (its counts carried over, not once per process)."""
+    root, runs = trained
+    parent = runs["static"] / "one"
+    raw = yaml.safe_load((root / "stream.yaml").read_text())
+    raw["train"]["epochs"] = 1
+    (root / "warm.yaml").write_text(yaml.safe_dump(raw))
+    run_experiment(ExperimentConfig.model_validate(raw), root / "warm-one", init_from=parent)
+    done = torchrun(["-m", "mtlrec", "train", str(root / "warm.yaml"), "--init-from", str(parent),
+                     "--out", str(root / "warm-two"), "--no-report", "--quiet"])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_json(root / "warm-two" / "counts.json") == read_json(root / "warm-one" / "counts.json")
+    e1, e2 = (read_json(root / k / "encoder.json") for k in ("warm-one", "warm-two"))
+    assert e2 == e1  # the parent's scaling, kept as it is
+    one, two = (load_tensors(root / k / "model.safetensors") for k in ("warm-one", "warm-two"))
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
 
 
 def test_a_two_process_run_exports_and_serves_like_any_other(trained, capsys):
