@@ -40,6 +40,7 @@ from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint
 from mtlrec.train.trainer import training_losses
 
 TIMEOUT = 180  # seconds for one torchrun launch (about 5-10 s on two idle cores)
+LOOPBACK = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}  # gloo's connections on 127.0.0.1, not the host's address
 
 
 # -- rows of a shard -------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_two_processes_reduce_losses_gradients_and_grams_as_one_process_would(tm
     here = str(Path(__file__).parent)
     children = [
         subprocess.Popen([sys.executable, "-c", CHILD, str(r), str(tmp_path / "store"), str(tmp_path / f"{r}.json"),
-                          here])  # fmt: skip
+                          here], env=LOOPBACK)  # fmt: skip
         for r in range(2)
     ]
     for child in children:
@@ -212,7 +213,7 @@ def train_every_method(world) -> dict:
 def test_every_weighting_method_decides_alike_in_every_process_and_as_one_process(tmp_path):
     here = str(Path(__file__).parent)
     children = [subprocess.Popen([sys.executable, "-c", METHODS_CHILD, str(r), str(tmp_path / "store"),
-                                  str(tmp_path / f"{r}.json"), here]) for r in range(2)]  # fmt: skip
+                                  str(tmp_path / f"{r}.json"), here], env=LOOPBACK) for r in range(2)]  # fmt: skip
     for child in children:
         assert child.wait(timeout=TIMEOUT) == 0
     ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
@@ -238,7 +239,7 @@ def torchrun(args: list[str], *, env: dict[str, str] | None = None) -> subproces
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {}), "MTLREC_TEST_RUN": mark})  # fmt: skip
+                            env={**LOOPBACK, **(env or {}), "MTLREC_TEST_RUN": mark})  # fmt: skip
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
