@@ -106,6 +106,10 @@ class World:
         return self.rank == 0
 
     @property
+    def backend(self) -> str:
+        return "nccl" if self.device.type == "cuda" else "gloo"
+
+    @property
     def shard(self) -> Shard:
         return Shard(self.rank, self.size)
 
@@ -277,12 +281,12 @@ def joined(device: torch.device, timeout: datetime.timedelta = TIMEOUT) -> Itera
         yield World()
         return
     made = not dist.is_initialized()
+    world = World(env_rank(), env_world_size(), env_local_rank(), device)
     if made and device.type == "cuda":  # one GPU per process: NCCL's collectives and barriers on this one
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", timeout=timeout, device_id=device)
+        dist.init_process_group(world.backend, timeout=timeout, device_id=device)
     elif made:
-        dist.init_process_group("gloo", timeout=timeout)
-    world = World(dist.get_rank(), dist.get_world_size(), env_local_rank(), device)
+        dist.init_process_group(world.backend, timeout=timeout)
     try:
         yield world
         world.barrier()  # no rank tears the group down while another still finishes (rank 0 writing)

@@ -220,6 +220,8 @@ def _run(
     """run_experiment in this process (rank 0 writes: see there)."""
     with progress, run_lock(out) if world.main else contextlib.nullcontext():  # one writer; no bar outlives the run
         log = progress.line
+        if world.size > 1:
+            log(f"{out}: {world.size} processes train one model ({world.backend} on {world.device.type})")
         if _decided(world, lambda: resume and (out / RUN_JSON).is_file()):
             log(f"{out}: the run is complete; nothing to resume")
             return read_json(out / "metrics.json") if world.main else {}

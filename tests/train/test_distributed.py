@@ -393,8 +393,10 @@ def test_a_two_process_warm_start_on_a_stream_is_the_one_process_warm_start(trai
     (root / "warm.yaml").write_text(yaml.safe_dump(raw))
     run_experiment(ExperimentConfig.model_validate(raw), root / "warm-one", init_from=parent)
     done = torchrun(["-m", "mtlrec", "train", str(root / "warm.yaml"), "--init-from", str(parent),
-                     "--out", str(root / "warm-two"), "--no-report", "--quiet"])  # fmt: skip
+                     "--out", str(root / "warm-two"), "--no-report"])  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("2 processes train one model (gloo on cpu)") == 1  # said once, by rank 0
+    assert done.stdout.count("run directory:") == 1
     assert read_json(root / "warm-two" / "counts.json") == read_json(root / "warm-one" / "counts.json")
     e1, e2 = (read_json(root / k / "encoder.json") for k in ("warm-one", "warm-two"))
     assert e2 == e1  # the parent's scaling, kept as it is
