@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mtlrec's GPU checks in one go, for a machine with a CUDA GPU (about 5 minutes on one H200):
-#   1. the tests that need CUDA (tests/test_cuda.py: they skip elsewhere) and the device tests;
+#   1. the tests that need CUDA (tests/test_cuda.py: they skip elsewhere; with two or more GPUs
+#      this includes torchrun on NCCL, one GPU per process) and the device tests;
 #   2. training samples/s of every model at batch sizes 2048..65536 on the GPU, float32, then MMoE
 #      in bfloat16 (benchmarks/speed.py --device cuda; the GPU's name heads each table).
 # Usage:  bash benchmarks/gpu.sh            (python: $PYTHON, else .venv/bin/python, else python3)

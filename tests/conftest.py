@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -145,3 +152,53 @@ def kill_child(killing_child):
         assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
 
     return run
+
+
+# -- several processes under torchrun (tests/train/test_distributed.py, tests/test_cuda.py) ----------
+LOOPBACK = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}  # gloo's connections on 127.0.0.1, not the host's address
+TORCHRUN_TIMEOUT = 180  # seconds for one launch (about 5-10 s on two idle cores)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_torchrun(
+    args: list[str], *, env: dict[str, str] | None = None, processes: int = 2
+) -> subprocess.CompletedProcess:
+    """``args`` under torchrun, ``processes`` on this machine. If it outlives TORCHRUN_TIMEOUT,
+    torchrun and its workers (in sessions of their own, marked by an environment variable of this
+    call) are killed by pid."""
+    mark = f"{os.getpid()}-{uuid.uuid4().hex}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**LOOPBACK, **(env or {}), "MTLREC_TEST_RUN": mark})  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=TORCHRUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def marked(mark: str) -> list[int]:
+    """The live processes whose environment has MTLREC_TEST_RUN=``mark`` (started by one call)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"MTLREC_TEST_RUN={mark}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+@pytest.fixture(scope="session")
+def torchrun():
+    """run_torchrun, for test modules (imported by path)."""
+    return run_torchrun

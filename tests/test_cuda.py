@@ -98,3 +98,23 @@ def test_predict_and_serve_on_cuda_give_the_cpu_answers(trained_run, shop_table)
     got = TorchBackend(gpu.model, gpu.encoder.targets_)(batch)
     want = TorchBackend(cpu.model, cpu.encoder.targets_)(batch)
     assert all(isinstance(v, np.ndarray) and np.allclose(v, want[k], atol=1e-5) for k, v in got.items())
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices (NCCL, one GPU per process)")
+def test_two_gpus_train_the_one_gpu_model(tiny_config, tmp_path, torchrun):
+    """torchrun on NCCL, one GPU per process (LOCAL_RANK): the model of one GPU to 1e-4, row-wise
+    tables (sparse gradients all-gathered) included; a multi-GPU machine's check (gpu.sh runs it)."""
+    import yaml
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    train(tiny_config, tmp_path / "one", device="cuda")
+    raw = copy.deepcopy(tiny_config)
+    raw["model"].update(name="mmoe", mmoe={"n_experts": 2, "expert_dims": [16]})
+    raw["train"].update(epochs=2, device="cuda")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    done = torchrun(["-m", "mtlrec", "train", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "two"),
+                     "--no-report", "--quiet"])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_json(tmp_path / "two/run.json")["trained_on"]["processes"] == 2
+    a, b = load_tensors(tmp_path / "one/model.safetensors"), load_tensors(tmp_path / "two/model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4

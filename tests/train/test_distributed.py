@@ -14,11 +14,8 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import uuid
 import warnings
 from pathlib import Path
 
@@ -39,8 +36,8 @@ from mtlrec.models import MODELS, build_model
 from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint
 from mtlrec.train.trainer import training_losses
 
-TIMEOUT = 180  # seconds for one torchrun launch (about 5-10 s on two idle cores)
-LOOPBACK = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}  # gloo's connections on 127.0.0.1, not the host's address
+TIMEOUT = 180  # seconds for two processes of a test
+LOOPBACK = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}  # their gloo connections on 127.0.0.1 (as conftest's torchrun)
 
 
 # -- rows of a shard -------------------------------------------------------------------------------
@@ -225,43 +222,6 @@ def test_every_weighting_method_decides_alike_in_every_process_and_as_one_proces
 
 
 # -- the command under torchrun -------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def torchrun(args: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``args`` under torchrun, 2 processes on this machine. If it outlives TIMEOUT, torchrun and
-    its workers (in sessions of their own, marked by an environment variable of this call) are
-    killed by pid."""
-    mark = f"{os.getpid()}-{uuid.uuid4().hex}"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**LOOPBACK, **(env or {}), "MTLREC_TEST_RUN": mark})  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        for pid in marked(mark):
-            os.kill(pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
-def marked(mark: str) -> list[int]:
-    """The live processes whose environment has MTLREC_TEST_RUN=``mark`` (started by one call)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"MTLREC_TEST_RUN={mark}".encode() in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:  # gone, or not ours to read
-            continue
-    return found
-
-
 CASES = {  # name -> changes to the tiny config
     "static": {},
     "mgda": {"weighting": {"name": "mgda"}},
@@ -284,7 +244,7 @@ def case_config(tiny, root: Path, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_config_shared):
+def trained(tmp_path_factory, tiny_config_shared, torchrun):
     """Each case trained by one process (here) and by two (torchrun)."""
     root = tmp_path_factory.mktemp("ddp")
     assert main(["simulate", "--rows", "6000", "--part-rows", "2000", "--users", "500", "--items", "300",
@@ -360,7 +320,7 @@ def untimed(rows):
     ("static", 13, 12),  # 10 steps an epoch: in epoch 2, past step 12's save
     ("stream", 17, 15),  # in epoch 2's second shuffle window (3 batches each), which a resume reads from
 ])  # fmt: skip
-def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained, name, kill_after, saved):
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained, torchrun, name, kill_after, saved):
     root, runs = trained
     script, out = root / "killing.py", root / f"killed-{name}"
     script.write_text(KILLING)
@@ -383,7 +343,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(trained, name
     assert read_json(out / "metrics.json") == read_json(want / "metrics.json")
 
 
-def test_a_two_process_warm_start_on_a_stream_is_the_one_process_warm_start(trained):
+def test_a_two_process_warm_start_on_a_stream_is_the_one_process_warm_start(trained, torchrun):
     """--init-from on streamed data: the shared first pass grows the parent's vocabularies as one
     process does (its counts carried over, not once per process)."""
     root, runs = trained
@@ -442,7 +402,8 @@ def test_every_model_takes_an_empty_share_of_a_batch(name, shop_table):
 def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["simulate", "--rows", "100", "--out", str(tmp_path / "s.parquet")]) == 2
-    assert "mtlrec simulate runs in one process; under torchrun (WORLD_SIZE=2) only train does" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "mtlrec simulate runs in one process; under torchrun (WORLD_SIZE=2) only train does" in said
     assert not (tmp_path / "s.parquet").exists()
 
 
