@@ -261,3 +261,9 @@ def _version() -> str:
     import mtlrec
 
     return mtlrec.__version__
+
+
+def placement_text(record: dict[str, Any]) -> str:
+    """run.json's ``trained_on`` in words: 'cuda:0 (NVIDIA H200), precision bfloat16, 2 processes (torchrun)'."""
+    processes = f", {record['processes']} processes (torchrun)" if record.get("processes") else ""
+    return f"{record['device']} ({record['device_name']}), precision {record['precision']}{processes}"

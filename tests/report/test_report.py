@@ -112,6 +112,7 @@ def test_a_static_ungated_run_says_what_it_lacks(trained_run, tmp_path):
     box = absent(html)
     assert "Expert utilisation</b>: the model (shared_bottom) has no gates" in box
     assert "Fusion frontier" in box
+    assert "trained on" in html and "precision float32" in html and "processes (torchrun)" not in html
 
 
 def test_an_old_run_without_diagnostics_or_conflict_still_gets_a_report(trained_run, tmp_path):

@@ -32,6 +32,7 @@ from mtlrec.data.encode import Encoder
 from mtlrec.data.synthetic import default_schema, simulate
 from mtlrec.distributed import SINGLE, Shard
 from mtlrec.experiment import run_experiment
+from mtlrec.report import write_report
 from mtlrec.models import MODELS, build_model
 from mtlrec.train.checkpoints import latest_checkpoint, load_checkpoint
 from mtlrec.train.trainer import training_losses
@@ -375,6 +376,7 @@ def test_a_two_process_run_exports_and_serves_like_any_other(trained, capsys):
     run = runs["static"] / "two"
     assert main(["inspect", str(run)]) == 0
     assert "2 processes (torchrun)" in capsys.readouterr().out
+    assert "precision float32, 2 processes (torchrun)" in (write_report(run, run.parent / "report.html")).read_text()
     assert main(["export", str(run), "--format", "torchscript", "--out", str(run.parent / "export")]) == 0
     assert (run.parent / "export" / "model.pt").is_file()
     predictor = Predictor.load(run)

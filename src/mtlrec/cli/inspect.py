@@ -14,7 +14,7 @@ def run(
 ) -> None:
     """Summarise a run: model and hyperparameters, per-epoch validation, test metrics against the
     oracle, and for gated models (omoe, mmoe, ple) which experts each task's gate uses."""
-    from mtlrec.artifacts import read_history, read_json
+    from mtlrec.artifacts import placement_text, read_history, read_json
     from mtlrec.cli.table import headline, markdown
     from mtlrec.errors import RunError
     from mtlrec.hyper import keyword_parameters
@@ -34,8 +34,7 @@ def run(
     print(f"parameters: {total:,} ({shared:,} shared by two or more tasks)")
     placed = predictor.run_info.get("trained_on")  # (older runs did not record it)
     if placed:
-        processes = f", {placed['processes']} processes (torchrun)" if placed.get("processes") else ""
-        print(f"trained on: {placed['device']} ({placed['device_name']}), precision {placed['precision']}{processes}")
+        print(f"trained on: {placement_text(placed)}")
     if hasattr(model, "task_paths"):
         own = {n: sum(p.numel() for p in net.parameters()) for n, net in model.task_paths.nets.items()}
         print("task paths (own embeddings + MLP " + _show(cfg.task_path_dims) + "): "

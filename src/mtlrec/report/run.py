@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mtlrec.artifacts import DIAGNOSTICS, read_history, read_json, read_run, read_yaml
+from mtlrec.artifacts import DIAGNOSTICS, placement_text, read_history, read_json, read_run, read_yaml
 from mtlrec.metrics import METRIC_MODE
 from mtlrec.report import figures
 from mtlrec.report.page import Cell, Figure, Page, Section, Table
@@ -83,6 +83,9 @@ def _facts(r: Recorded) -> list[tuple[str, str]]:
                    f"{m.get('monitor', '?')}"),  # fmt: skip
         ("created", f"{info.get('created', '?')} by mtlrec {info.get('mtlrec', '?')} (run {info.get('id', '?')[:12]})"),
     ]
+    placed = info.get("trained_on")  # (older runs did not record it)
+    if placed:
+        facts.append(("trained on", placement_text(placed)))
     if info.get("parent"):
         facts.append(("warm start from", str(info["parent"].get("run", info["parent"]))))
     return facts
