@@ -185,11 +185,10 @@ def evaluate_split(
     table: pa.Table | None = None,
     exact_rows: int = EXACT_METRIC_ROWS,
     advance: Advance | None = None,
-    world: World = SINGLE,
 ) -> tuple[Metrics, Metrics | None]:
     """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
     columns); see ``score_split``."""
-    return score_split(model, data, batch_size, table, exact_rows, advance, world).evaluate(model)
+    return score_split(model, data, batch_size, table, exact_rows, advance).evaluate(model)
 
 
 class FoldedMetrics:

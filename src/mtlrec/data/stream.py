@@ -115,7 +115,7 @@ def scan(
     ``shard`` of several processes, over this one's pieces only (every ``size``-th)."""
     counts = np.zeros((len(pieces), 3), dtype=np.int64)
     classes = {s: {t.name: (0, 0) for t in schema.tasks if t.kind == "binary"} for s in SPLITS}
-    for i in shard.mine(torch.arange(len(pieces))).tolist():
+    for i in range(shard.rank, len(pieces), shard.size):
         piece = pieces[i]
         for table, first in read(piece, columns):
             codes = splitter.codes(table, piece, first)
@@ -325,7 +325,7 @@ def open_splits(
     fitted in the same pass that counts the splits (grown from ``grow`` for a warm start).
     ``extra``: more columns to read where the files have them (e.g. the oracle_* ones). ``read``:
     how a piece is read (side tables joined on: data/join.py). Several processes (``world``) share
-    the pass: each reads every N-th piece, and all merge what every one found, in rank order."""
+    the pass: each reads every N-th piece; rank 0 merges the fits in rank order (``_merged``)."""
     splitter = Splitter(cfg)
     files = {f.absolute(): f for f in find_files(cfg.path)}
     files.update({f: f for f in splitter.by_file})
@@ -337,8 +337,9 @@ def open_splits(
                  world.shard)  # fmt: skip
     if world.size > 1:
         found, fitted = _merged(found, fit, world, schema, grow)
-        encoder = encoder or fitted
-    encoder = encoder or fit.finish()
+    else:
+        fitted = fit.finish() if fit is not None else None
+    encoder = encoder or fitted
     _check_sizes(cfg, found.counts.sum(0))
     return encoder, {
         split: StreamData(pieces, found.counts[:, i], split, splitter, encoder, columns, found.classes[split],

@@ -64,9 +64,7 @@ class ConflictMonitor(Callback):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             losses = trainer._losses(batch)  # the global batch's, with several processes (distributed.py)
         names = list(losses)
-        grads = parameter_gradients([losses[n] for n in names], shared)
-        if trainer.world.size > 1:
-            grads = trainer.world.sum(grads) / trainer.world.size
+        grads = trainer.world.sum(parameter_gradients([losses[n] for n in names], shared)) / trainer.world.size
         return {**conflict_stats(grads, names), "weights": trainer.weighting.weights()}
 
     def on_record(self, trainer, record):

@@ -14,7 +14,7 @@ from mtlrec.config import TrainConfig
 from mtlrec.data.batches import EncodedData, TensorBatch
 from mtlrec.device import Placement
 from mtlrec.distributed import SINGLE, World
-from mtlrec.evaluation import evaluate_split
+from mtlrec.evaluation import score_split
 from mtlrec.losses import task_losses
 from mtlrec.models.base import MultiTaskModel
 from mtlrec.train.callbacks import Callback
@@ -141,8 +141,8 @@ class Trainer:
             self.optimizer.flush()  # the tables as dense Adam would have them, before evaluating and saving
             train_loss = {name: float(v) / steps for name, v in s.loss_sums.items()}
             self.weighting.on_epoch_end(epoch, train_loss)
-            metrics = evaluate_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows,
-                                     world=self.world)[0]  # fmt: skip
+            scored = score_split(model, valid, cfg.eval_batch_size, exact_rows=cfg.exact_metric_rows, world=self.world)
+            metrics = scored.evaluate(model)[0]
             seconds = time.perf_counter() - start
             record = {
                 "epoch": epoch,
