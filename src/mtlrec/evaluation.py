@@ -178,19 +178,6 @@ def score_split(
     return Scored(_concat([h[0] for h in held]), EncodedData.concat([h[2] for h in held]), truth)
 
 
-def evaluate_split(
-    model: MultiTaskModel,
-    data: EncodedData,
-    batch_size: int = 8192,
-    table: pa.Table | None = None,
-    exact_rows: int = EXACT_METRIC_ROWS,
-    advance: Advance | None = None,
-) -> tuple[Metrics, Metrics | None]:
-    """A split's metrics, and the oracle's where its rows carry ground truth (``oracle_<task>``
-    columns); see ``score_split``."""
-    return score_split(model, data, batch_size, table, exact_rows, advance).evaluate(model)
-
-
 class FoldedMetrics:
     """Every output's metrics (and the oracle's) folded chunk by chunk in bounded memory
     (metrics/bounded.py): exact but for AUC, which is binned within a bound logged at the end."""
@@ -254,7 +241,7 @@ def evaluate_files(
     columns = [*schema.columns(), *([schema.group] if schema.group else [])]
     columns += [ORACLE_PREFIX + t.name for t in model.tasks]
     rows = FileRows(path, encoder, columns, **({"read": read} if read else {}))
-    metrics, oracle = evaluate_split(model, rows, batch_size, exact_rows=exact_rows, advance=advance)
+    metrics, oracle = score_split(model, rows, batch_size, exact_rows=exact_rows, advance=advance).evaluate(model)
     return {"data": metrics, **({"oracle": oracle} if oracle is not None else {})}
 
 

@@ -22,7 +22,7 @@ from mtlrec.data.split import split_table
 from mtlrec.data.stream import open_splits, streams
 from mtlrec.data.synthetic import default_schema
 from mtlrec.errors import ConfigError, DataError
-from mtlrec.evaluation import evaluate_split
+from mtlrec.evaluation import score_split
 from mtlrec.experiment import prepare, run_experiment
 
 SPLIT = {"method": "hash", "column": "request_id", "valid": 0.1, "test": 0.2}
@@ -66,8 +66,8 @@ def test_a_directory_streams_with_the_in_memory_splits_encoder_and_metrics(parts
 
     torch.manual_seed(0)
     model = build_model(cfg.model, whole.layout(), cfg.schema_.tasks)
-    in_memory = evaluate_split(model, whole.transform(tables["test"]), 512, tables["test"])
-    streamed = evaluate_split(model, splits["test"], 512)
+    in_memory = score_split(model, whole.transform(tables["test"]), 512, tables["test"]).evaluate(model)
+    streamed = score_split(model, splits["test"], 512).evaluate(model)
     for got, want in zip(streamed, in_memory):
         for task, metrics in want.items():
             assert got[task] == pytest.approx(metrics, rel=1e-5, abs=1e-6, nan_ok=True), task
@@ -82,9 +82,9 @@ def test_a_split_past_the_exact_rows_is_folded_in_bounded_memory(parts, tiny_con
 
     torch.manual_seed(0)
     model = build_model(cfg.model, encoder.layout(), cfg.schema_.tasks)
-    exact = evaluate_split(model, splits["test"], 512)
+    exact = score_split(model, splits["test"], 512).evaluate(model)
     with caplog.at_level("WARNING", logger="mtlrec.evaluation"):
-        folded = evaluate_split(model, splits["test"], 512, exact_rows=0)
+        folded = score_split(model, splits["test"], 512, exact_rows=0).evaluate(model)
     bound = float(caplog.records[-1].message.split("within ")[1].split(" ")[0])
     assert 0 <= bound < 1e-3 and f"over {len(splits['test'])} rows" in caplog.records[-1].message
     for got, want in zip(folded, exact):

@@ -389,7 +389,7 @@ def _check_sizes(cfg: DataConfig, rows: np.ndarray) -> None:
 
 class FileRows:
     """Every row of the files ``path`` names, piece by piece, encoded for a run that is already
-    trained (``mtlrec evaluate`` and ``predict`` on a directory or glob): what ``evaluate_split``
+    trained (``mtlrec evaluate`` and ``predict`` on a directory or glob): what ``score_split``
     reads through ``chunks``."""
 
     def __init__(
